@@ -1,0 +1,47 @@
+package main
+
+import (
+	"fmt"
+	"runtime/debug"
+
+	"github.com/spf13/cobra"
+)
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "cordon",
+		Short: "Contain AI agents and other commands behind walls, not prompts",
+		Long: `Cordon runs a command so that, whatever it tries, it can reach only what the
+policy gives it: the host read-only minus credential stores, the workspace
+writable, no network, no process outside its own.
+
+  cordon run -- CMD [ARGS...]   run CMD contained, in the current directory
+  cordon doctor                 check that this machine can raise every wall
+
+Exit status of "cordon run": the command's own; 128+N if it died of signal N;
+124 on --timeout; 125 if Cordon could not start the sandbox (the reason is
+printed); 126 if the command cannot be executed; 127 if it is not found.`,
+		Version:       versionString(),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetVersionTemplate("cordon {{.Version}}\n")
+	root.AddCommand(newRunCmd(), newDoctorCmd())
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return fmt.Errorf("%w (see %s --help)", err, c.CommandPath())
+	})
+	return root
+}
+
+func versionString() string {
+	v := version
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				v += " (" + s.Value[:12] + ")"
+			}
+		}
+		v += " " + info.GoVersion
+	}
+	return v
+}

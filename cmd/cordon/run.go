@@ -1,0 +1,258 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cordon-sandbox/cordon/internal/policy"
+	"github.com/cordon-sandbox/cordon/internal/sandbox"
+)
+
+type runFlags struct {
+	workspace string
+	write     []string
+	mask      []string
+	env       []string
+	memory    string
+	pids      int64
+	cpus      float64
+	timeout   time.Duration
+	degraded  []string
+	ports     []string
+	verbose   bool
+}
+
+func newRunCmd() *cobra.Command {
+	var f runFlags
+	cmd := &cobra.Command{
+		Use:   "run [flags] -- CMD [ARGS...]",
+		Short: "Run a command contained: host read-only, workspace writable, no network",
+		Long: `Run CMD in a new sandbox and return its exit status.
+
+Inside, CMD sees the host read-only, minus credential stores (~/.aws, ~/.ssh,
+~/.config/gh, ... : see the README) and host sockets (/run), which appear empty.
+It can write only the workspace (the current directory, or --workspace), the
+paths given with --write, and a private /tmp and /dev/shm. In the workspace,
+files that host tools execute or trust later (.git/hooks, .git/config,
+.vscode/, .envrc, .claude/, .mcp.json, ...) stay read-only and cannot be
+created. There is no network but the sandbox's own loopback. CMD sees and
+signals no process outside, holds no capability, and is limited to 4096
+processes by default. Environment variables that look like secrets (AWS_*,
+*_TOKEN, *SECRET*, *_KEY, *PASSWORD*, SSH_AUTH_SOCK, ...) are not passed in.
+
+The walls are namespaces, a read-only mount view, Landlock, seccomp and a
+cgroup, all at once. If one cannot be raised here, CMD does not run; see
+"cordon doctor". --allow-degraded names a wall to run without, loudly.
+
+stdin, stdout and stderr pass through; when both stdin and stdout are a
+terminal, CMD gets a terminal of its own (job control, Ctrl-C, resizes).
+Signals sent to cordon are forwarded to CMD. If cordon is killed, everything
+it started dies with it.
+
+Exit status: CMD's own; 128+N if CMD died of signal N; 124 if --timeout
+killed it; 125 if Cordon could not start the sandbox; 126 if CMD cannot be
+executed; 127 if CMD is not found.`,
+		Example: `  cordon run -- make test
+  cordon run --workspace ~/src/app --write ~/.cache/go-build -- go build ./...
+  echo hi | cordon run -- cat
+  cordon run --memory 2G --timeout 10m -- npm test
+  cordon run --env GITHUB_TOKEN -- gh pr list   # pass one secret on purpose`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.ArgsLenAtDash() < 0 && len(args) > 0 && strings.HasPrefix(args[0], "-") {
+				return fmt.Errorf("put -- before the command: cordon run [flags] -- %s", strings.Join(args, " "))
+			}
+			return runRun(cmd.Context(), f, args)
+		},
+	}
+	fl := cmd.Flags()
+	fl.SetInterspersed(false)
+	fl.StringVarP(&f.workspace, "workspace", "w", "", "the writable directory (default: the current directory)")
+	fl.StringArrayVar(&f.write, "write", nil, "also make `PATH` writable (repeatable)")
+	fl.StringArrayVar(&f.mask, "mask", nil, "also hide `PATH` behind an empty directory or file (repeatable)")
+	fl.StringArrayVar(&f.env, "env", nil, "pass the secret-looking variable `NAME` in anyway (repeatable)")
+	fl.StringVar(&f.memory, "memory", "", "memory limit, e.g. 512M or 4G (default: none)")
+	fl.Int64Var(&f.pids, "pids", policy.DefaultPids, "process limit (0: none)")
+	fl.Float64Var(&f.cpus, "cpus", 0, "CPU limit in cores, e.g. 1.5 (default: none)")
+	fl.DurationVar(&f.timeout, "timeout", 0, "kill the sandbox after this long, e.g. 30s or 10m; exit status 124")
+	fl.StringArrayVar(&f.degraded, "allow-degraded", nil, "run without `WALL` if this host cannot raise it: landlock, seccomp or cgroup (repeatable)")
+	fl.StringArrayVar(&f.ports, "allow-loopback-port", nil, "allow TCP connections to `PORT` on the sandbox's own loopback (repeatable)")
+	fl.BoolVarP(&f.verbose, "verbose", "v", false, "say what Cordon does: dropped variables, cgroup, walls")
+	return cmd
+}
+
+func runRun(ctx context.Context, f runFlags, argv []string) error {
+	logf := func(format string, args ...any) {}
+	if f.verbose {
+		logf = func(format string, args ...any) { fmt.Fprintf(os.Stderr, "cordon: "+format+"\n", args...) }
+	}
+	warnf := func(format string, args ...any) {
+		fmt.Fprintf(os.Stderr, "cordon: warning: "+format+"\n", args...)
+	}
+	p, err := buildPolicy(f)
+	if err != nil {
+		return &sandbox.Error{Code: sandbox.ExitInternal, Err: err}
+	}
+	for w := range p.Degraded {
+		warnf("--allow-degraded %s: the %s wall will be dropped if this host cannot raise it", w, w)
+	}
+	env, dropped := p.FilterEnv(os.Environ())
+	for _, d := range dropped {
+		logf("not passing %s", d)
+	}
+	cwd, _ := os.Getwd()
+	if cwd != "" {
+		if r, err := filepath.EvalSymlinks(cwd); err == nil {
+			cwd = r
+		}
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	status, err := sandbox.Run(ctx, sandbox.Options{
+		Policy: p, Argv: argv, Env: env, Cwd: cwd,
+		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
+		Log: logf, Warn: warnf,
+	})
+	if err != nil {
+		return err
+	}
+	if status != 0 {
+		return exitStatus(status)
+	}
+	return nil
+}
+
+func buildPolicy(f runFlags) (policy.Policy, error) {
+	ws := f.workspace
+	if ws == "" {
+		var err error
+		if ws, err = os.Getwd(); err != nil {
+			return policy.Policy{}, fmt.Errorf("finding the current directory: %w", err)
+		}
+	}
+	ws, err := resolveDir(ws, "--workspace")
+	if err != nil {
+		return policy.Policy{}, err
+	}
+	home, _ := os.UserHomeDir()
+	p := policy.Default(ws, home)
+	for _, w := range f.write {
+		d, err := resolveDir(policy.ExpandHome(w, home), "--write")
+		if err != nil {
+			return p, err
+		}
+		if d == "/" {
+			return p, fmt.Errorf("--write /: that would make the whole host writable")
+		}
+		p.Writable = append(p.Writable, d)
+	}
+	for _, m := range f.mask {
+		abs, err := filepath.Abs(policy.ExpandHome(m, home))
+		if err != nil {
+			return p, fmt.Errorf("--mask %s: %w", m, err)
+		}
+		kind := policy.Dir
+		if st, err := os.Stat(abs); err == nil && !st.IsDir() {
+			kind = policy.File
+		}
+		p.Masks = append(p.Masks, policy.Entry{Path: abs, Kind: kind, Why: "--mask"})
+	}
+	p.PassEnv = f.env
+	if f.memory != "" {
+		n, err := parseSize(f.memory)
+		if err != nil {
+			return p, fmt.Errorf("--memory %s: %w", f.memory, err)
+		}
+		p.Limits.MemoryBytes = n
+	}
+	if f.pids < 0 {
+		return p, fmt.Errorf("--pids %d: must be 0 (none) or more", f.pids)
+	}
+	p.Limits.Pids = f.pids
+	if f.cpus < 0 {
+		return p, fmt.Errorf("--cpus %g: must be 0 (none) or more", f.cpus)
+	}
+	p.Limits.CPUs = f.cpus
+	if f.timeout < 0 {
+		return p, fmt.Errorf("--timeout %s: must be positive", f.timeout)
+	}
+	p.Limits.Timeout = f.timeout
+	for _, d := range f.degraded {
+		for _, name := range strings.Split(d, ",") {
+			w, err := policy.ParseWall(strings.TrimSpace(name))
+			if err != nil {
+				return p, fmt.Errorf("--allow-degraded: %w", err)
+			}
+			p.Degraded[w] = true
+		}
+	}
+	for _, s := range f.ports {
+		n, err := strconv.ParseUint(s, 10, 16)
+		if err != nil || n == 0 {
+			return p, fmt.Errorf("--allow-loopback-port %q: not a TCP port (1-65535)", s)
+		}
+		p.ConnectPorts = append(p.ConnectPorts, uint16(n))
+	}
+	return p, nil
+}
+
+// resolveDir makes dir absolute with symlinks resolved, and checks it is a
+// directory: the mounts are made on what the path really is.
+func resolveDir(dir, flag string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("%s %s: %w", flag, dir, err)
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return "", fmt.Errorf("%s %s: %w", flag, dir, err)
+	}
+	st, err := os.Stat(real)
+	if err != nil {
+		return "", fmt.Errorf("%s %s: %w", flag, dir, err)
+	}
+	if !st.IsDir() {
+		return "", fmt.Errorf("%s %s: not a directory", flag, dir)
+	}
+	return real, nil
+}
+
+// parseSize reads 512M, 4G, 1.5G, 1048576 (bytes); K, M, G, T are powers
+// of 1024, with an optional trailing B or iB.
+func parseSize(s string) (int64, error) {
+	t := strings.ToUpper(strings.TrimSpace(s))
+	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "I")
+	mult := float64(1)
+	if n := len(t); n > 0 {
+		switch t[n-1] {
+		case 'K':
+			mult = 1 << 10
+		case 'M':
+			mult = 1 << 20
+		case 'G':
+			mult = 1 << 30
+		case 'T':
+			mult = 1 << 40
+		}
+		if mult != 1 {
+			t = t[:n-1]
+		}
+	}
+	v, err := strconv.ParseFloat(t, 64)
+	if err != nil || v <= 0 {
+		return 0, fmt.Errorf("not a size (like 512M or 4G)")
+	}
+	n := int64(v * mult)
+	if n < 1<<20 {
+		return 0, fmt.Errorf("below 1M, too small to start anything")
+	}
+	return n, nil
+}

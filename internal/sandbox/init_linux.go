@@ -1,0 +1,239 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// InitArg0 is argv[0] of the re-executed binary when it is a sandbox's init.
+// main dispatches on it before anything else runs.
+const InitArg0 = "cordon-init"
+
+// Init is PID 1 of a sandbox. It never returns: it exits with the command's
+// status, or with ExitInternal (and a message to the supervisor) when a wall
+// cannot be raised.
+func Init() {
+	syncSock := os.NewFile(syncFD, "sync")
+	fail := func(code int, err error) {
+		sendMessage(syncSock, message{Kind: "error", Text: err.Error(), Code: code}, -1)
+		os.Exit(code)
+	}
+
+	var plan Plan
+	planFile := os.NewFile(planFD, "plan")
+	if err := json.NewDecoder(planFile).Decode(&plan); err != nil {
+		fail(ExitInternal, fmt.Errorf("reading the plan: %w", err))
+	}
+	planFile.Close()
+
+	// Not dumpable: the command runs as the same uid, and must not read
+	// init's memory or /proc/1/environ, nor ptrace it.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		fail(ExitInternal, fmt.Errorf("setting init non-dumpable: %w", err))
+	}
+	// The supervisor has moved init into its cgroup leaf by now (it wrote
+	// the plan after that), so a new cgroup namespace is rooted at the leaf.
+	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+		fail(ExitInternal, fmt.Errorf("creating the cgroup namespace: %w", err))
+	}
+	if err := setupMounts(&plan); err != nil {
+		fail(ExitInternal, err)
+	}
+	if err := loopbackUp(); err != nil {
+		fail(ExitInternal, fmt.Errorf("bringing up lo: %w", err))
+	}
+	if err := unix.Sethostname([]byte(plan.Hostname)); err != nil {
+		fail(ExitInternal, fmt.Errorf("setting the hostname: %w", err))
+	}
+
+	stdio := []*os.File{os.Stdin, os.Stdout, os.Stderr}
+	if plan.TTY {
+		master, slave, err := openPTY(plan.WinSize)
+		if err != nil {
+			fail(ExitInternal, fmt.Errorf("opening a terminal in the sandbox: %w", err))
+		}
+		if err := sendMessage(syncSock, message{Kind: "tty"}, int(master.Fd())); err != nil {
+			fail(ExitInternal, fmt.Errorf("handing the terminal to the supervisor: %w", err))
+		}
+		master.Close()
+		stdio = []*os.File{slave, slave, slave}
+	}
+
+	path, code, err := lookPath(plan.Argv[0], plan.Env, plan.Cwd)
+	if err != nil {
+		fail(code, err)
+	}
+	for _, rl := range plan.Rlimits {
+		lim := unix.Rlimit{Cur: rl.Cur, Max: rl.Max}
+		if err := unix.Setrlimit(rl.Resource, &lim); err != nil {
+			fail(ExitInternal, fmt.Errorf("setting rlimit %d: %w", rl.Resource, err))
+		}
+	}
+	warnings, err := lockdown(&plan)
+	if err != nil {
+		fail(ExitInternal, err)
+	}
+	for _, w := range warnings {
+		sendMessage(syncSock, message{Kind: "warn", Text: w}, -1)
+	}
+
+	// Catch signals before the command exists, so none is lost between
+	// start and forwarding.
+	sigs := make(chan os.Signal, 32)
+	signal.Notify(sigs)
+
+	proc, err := os.StartProcess(path, plan.Argv, &os.ProcAttr{
+		Dir:   plan.Cwd,
+		Env:   plan.Env,
+		Files: stdio,
+		Sys: &syscall.SysProcAttr{
+			// A new session: the command cannot reach the caller's
+			// terminal as its controlling terminal.
+			Setsid:  true,
+			Setctty: plan.TTY,
+			Ctty:    0,
+		},
+	})
+	if err != nil {
+		switch {
+		case errors.Is(err, unix.ENOENT):
+			fail(ExitNotFound, fmt.Errorf("%s: %w", plan.Argv[0], unwrapPathError(err)))
+		case errors.Is(err, unix.EACCES), errors.Is(err, unix.ENOEXEC), errors.Is(err, unix.EISDIR):
+			fail(ExitNoExec, fmt.Errorf("%s: %w", plan.Argv[0], unwrapPathError(err)))
+		}
+		fail(ExitInternal, fmt.Errorf("starting %s: %w", plan.Argv[0], err))
+	}
+	if plan.TTY {
+		stdio[0].Close()
+	}
+	sendMessage(syncSock, message{Kind: "started", Pid: proc.Pid}, -1)
+	syncSock.Close()
+
+	go func() {
+		for s := range sigs {
+			sig := s.(syscall.Signal)
+			if sig == unix.SIGCHLD || sig == unix.SIGURG || sig == unix.SIGPIPE {
+				continue // ours: child exits, Go preemption, a closed pipe
+			}
+			unix.Kill(proc.Pid, sig)
+		}
+	}()
+	os.Exit(reap(proc.Pid))
+}
+
+// reap waits for every child (init is PID 1, orphans come to it) until the
+// command itself exits, and returns its status the way a shell reports it.
+// When init exits, the kernel kills what is left in the PID namespace.
+func reap(pid int) int {
+	for {
+		var ws unix.WaitStatus
+		got, err := unix.Wait4(-1, &ws, 0, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return ExitInternal
+		}
+		if got != pid {
+			continue
+		}
+		switch {
+		case ws.Exited():
+			return ws.ExitStatus()
+		case ws.Signaled():
+			return 128 + int(ws.Signal())
+		}
+	}
+}
+
+// lookPath finds the command in the sandbox's own view with the PATH of the
+// command's environment, and says whether a failure is 127 or 126.
+func lookPath(name string, env []string, cwd string) (string, int, error) {
+	check := func(p string) (int, error) {
+		st, err := os.Stat(p)
+		if err != nil {
+			return ExitNotFound, err
+		}
+		if st.IsDir() {
+			return ExitNoExec, unix.EISDIR
+		}
+		if unix.Access(p, unix.X_OK) != nil {
+			return ExitNoExec, unix.EACCES
+		}
+		return 0, nil
+	}
+	if strings.Contains(name, "/") {
+		p := name
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(cwd, p)
+		}
+		if code, err := check(p); err != nil {
+			if code == ExitNotFound {
+				return "", code, fmt.Errorf("%s: no such file or directory", name)
+			}
+			return "", code, fmt.Errorf("%s: %w", name, unwrapPathError(err))
+		}
+		return p, 0, nil
+	}
+	pathEnv := "/usr/local/bin:/usr/bin:/bin"
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			pathEnv = v
+		}
+	}
+	noExec := ""
+	for _, dir := range filepath.SplitList(pathEnv) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, name)
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(cwd, p)
+		}
+		code, err := check(p)
+		if err == nil {
+			return p, 0, nil
+		}
+		if code == ExitNoExec && noExec == "" {
+			noExec = p
+		}
+	}
+	if noExec != "" {
+		return "", ExitNoExec, fmt.Errorf("%s: permission denied", noExec)
+	}
+	return "", ExitNotFound, fmt.Errorf("%s: command not found", name)
+}
+
+func unwrapPathError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	var se *os.SyscallError
+	if errors.As(err, &se) {
+		return se.Err
+	}
+	return err
+}
+
+// sendMessage writes one packet on the sync socket, with fd attached when
+// fd >= 0.
+func sendMessage(sock *os.File, m message, fd int) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	var oob []byte
+	if fd >= 0 {
+		oob = unix.UnixRights(fd)
+	}
+	return unix.Sendmsg(int(sock.Fd()), b, oob, nil, 0)
+}

@@ -1,0 +1,272 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// setupMounts turns init's copy of the host's mount table into the
+// sandbox's view. It works in place (no pivot_root): every host mount is
+// made read-only, then fresh /tmp, /dev, /proc and /sys go on top, then the
+// writable trees, the pinned and protected paths, and the masks.
+//
+// Writable trees are cloned (open_tree) before the host goes read-only:
+// a clone keeps the flags of its source, and the sources may be hidden by
+// the fresh /tmp afterwards.
+func setupMounts(p *Plan) error {
+	// Nothing we do here may propagate back to the host.
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("making / private: %w", err)
+	}
+
+	type clone struct {
+		fd     int
+		target string
+	}
+	var writable []clone
+	for _, path := range append([]string{p.Workspace}, p.Writable...) {
+		fd, err := cloneTree(path)
+		if err != nil {
+			return err
+		}
+		writable = append(writable, clone{fd, path})
+	}
+	devices := []string{"null", "zero", "full", "random", "urandom", "tty"}
+	var devs []clone
+	for _, d := range devices {
+		fd, err := cloneTree("/dev/" + d)
+		if err != nil {
+			return err
+		}
+		devs = append(devs, clone{fd, "/dev/" + d})
+	}
+	// Programs size their thread pools from /sys/devices/system/cpu; keep
+	// that one directory of /sys, read-only.
+	cpuFD, cpuErr := cloneTree("/sys/devices/system/cpu")
+
+	// The whole host, read-only and nosuid.
+	if err := setattr(unix.AT_FDCWD, "/", unix.AT_RECURSIVE, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID, 0); err != nil {
+		return fmt.Errorf("making the host read-only: %w", err)
+	}
+
+	// A private /tmp.
+	if err := unix.Mount("tmpfs", "/tmp", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777"); err != nil {
+		return fmt.Errorf("mounting /tmp: %w", err)
+	}
+
+	// A minimal /dev: a few host devices bound in, a private devpts and shm.
+	if err := unix.Mount("tmpfs", "/dev", "tmpfs", unix.MS_NOSUID|unix.MS_NOEXEC, "mode=0755,size=64k"); err != nil {
+		return fmt.Errorf("mounting /dev: %w", err)
+	}
+	for _, d := range devs {
+		if err := os.WriteFile(d.target, nil, 0o666); err != nil {
+			return fmt.Errorf("creating %s: %w", d.target, err)
+		}
+		if err := attach(d.fd, d.target); err != nil {
+			return err
+		}
+	}
+	for _, l := range [][2]string{
+		{"pts/ptmx", "/dev/ptmx"}, {"/proc/self/fd", "/dev/fd"},
+		{"/proc/self/fd/0", "/dev/stdin"}, {"/proc/self/fd/1", "/dev/stdout"}, {"/proc/self/fd/2", "/dev/stderr"},
+	} {
+		if err := os.Symlink(l[0], l[1]); err != nil {
+			return fmt.Errorf("linking %s: %w", l[1], err)
+		}
+	}
+	for _, d := range []string{"/dev/pts", "/dev/shm"} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return fmt.Errorf("creating %s: %w", d, err)
+		}
+	}
+	if err := unix.Mount("devpts", "/dev/pts", "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620"); err != nil {
+		return fmt.Errorf("mounting /dev/pts: %w", err)
+	}
+	if err := unix.Mount("tmpfs", "/dev/shm", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777"); err != nil {
+		return fmt.Errorf("mounting /dev/shm: %w", err)
+	}
+	if err := setattr(unix.AT_FDCWD, "/dev", 0, unix.MOUNT_ATTR_RDONLY, 0); err != nil {
+		return fmt.Errorf("making /dev read-only: %w", err)
+	}
+
+	// A fresh /proc for the new PID namespace: the host's processes are
+	// not in it. The kernel knobs in it stay read-only.
+	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return fmt.Errorf("mounting /proc: %w", err)
+	}
+	for _, ro := range []string{"/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs"} {
+		if err := bindSelf(ro, true); err != nil && !errors.Is(err, unix.ENOENT) {
+			return err
+		}
+	}
+
+	// /sys hidden but for the CPU topology.
+	if err := unix.Mount("tmpfs", "/sys", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=0755,size=16k"); err != nil {
+		return fmt.Errorf("mounting /sys: %w", err)
+	}
+	if cpuErr == nil {
+		if err := os.MkdirAll("/sys/devices/system/cpu", 0o755); err != nil {
+			return fmt.Errorf("creating /sys/devices/system/cpu: %w", err)
+		}
+		if err := setattr(cpuFD, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, unix.MOUNT_ATTR_RDONLY, 0); err != nil {
+			return fmt.Errorf("making /sys/devices/system/cpu read-only: %w", err)
+		}
+		if err := attach(cpuFD, "/sys/devices/system/cpu"); err != nil {
+			return err
+		}
+	}
+	if err := setattr(unix.AT_FDCWD, "/sys", 0, unix.MOUNT_ATTR_RDONLY, 0); err != nil {
+		return fmt.Errorf("making /sys read-only: %w", err)
+	}
+
+	// The write set. A tree that lived under /tmp or /dev/shm needs its
+	// mount point made again in the fresh tmpfs.
+	for _, w := range writable {
+		if err := os.MkdirAll(w.target, 0o755); err != nil {
+			return fmt.Errorf("creating mount point %s: %w", w.target, err)
+		}
+		if err := attach(w.fd, w.target); err != nil {
+			return err
+		}
+	}
+
+	for _, path := range p.Pin {
+		if err := bindSelf(path, false); err != nil {
+			return err
+		}
+	}
+	for _, path := range p.Protect {
+		if err := bindSelf(path, true); err != nil {
+			return err
+		}
+	}
+	return applyMasks(p.Masks)
+}
+
+// applyMasks covers each masked path that exists with an empty read-only
+// directory or file from a private tmpfs that is mounted nowhere.
+func applyMasks(masks []Mask) error {
+	if len(masks) == 0 {
+		return nil
+	}
+	empty, err := emptyTmpfs()
+	if err != nil {
+		return err
+	}
+	defer unix.Close(empty)
+	for _, m := range masks {
+		st, err := os.Stat(m.Path)
+		if err != nil {
+			continue // absent: see the package doc for what that means
+		}
+		src := "dir"
+		if !st.IsDir() {
+			src = "file"
+		}
+		fd, err := unix.OpenTree(empty, src, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+		if err != nil {
+			return fmt.Errorf("cloning the mask for %s: %w", m.Path, err)
+		}
+		if err := setattr(fd, "", unix.AT_EMPTY_PATH, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC, 0); err != nil {
+			unix.Close(fd)
+			return fmt.Errorf("making the mask for %s read-only: %w", m.Path, err)
+		}
+		// A symlink is masked where it points: the mount goes on its
+		// target, which hides the target wherever it is reached from.
+		if err := attachFollow(fd, m.Path); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// emptyTmpfs makes a detached tmpfs holding an empty directory "dir" and an
+// empty file "file", the sources of every mask.
+func emptyTmpfs() (int, error) {
+	fsfd, err := unix.Fsopen("tmpfs", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return -1, fmt.Errorf("opening a tmpfs for masks: %w", err)
+	}
+	defer unix.Close(fsfd)
+	if err := unix.FsconfigSetString(fsfd, "size", "4k"); err != nil {
+		return -1, fmt.Errorf("configuring the mask tmpfs: %w", err)
+	}
+	if err := unix.FsconfigCreate(fsfd); err != nil {
+		return -1, fmt.Errorf("creating the mask tmpfs: %w", err)
+	}
+	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC)
+	if err != nil {
+		return -1, fmt.Errorf("mounting the mask tmpfs: %w", err)
+	}
+	if err := unix.Mkdirat(mfd, "dir", 0o755); err != nil {
+		unix.Close(mfd)
+		return -1, fmt.Errorf("creating the empty mask directory: %w", err)
+	}
+	f, err := unix.Openat(mfd, "file", unix.O_CREAT|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		unix.Close(mfd)
+		return -1, fmt.Errorf("creating the empty mask file: %w", err)
+	}
+	unix.Close(f)
+	return mfd, nil
+}
+
+// cloneTree returns a detached copy of the mount tree at path, with the
+// flags it has now.
+func cloneTree(path string) (int, error) {
+	fd, err := unix.OpenTree(unix.AT_FDCWD, path, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+	if err != nil {
+		return -1, fmt.Errorf("cloning the mount tree at %s: %w", path, err)
+	}
+	return fd, nil
+}
+
+// attach mounts a detached tree at target and closes its fd.
+func attach(fd int, target string) error {
+	defer unix.Close(fd)
+	if err := unix.MoveMount(fd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return fmt.Errorf("mounting onto %s: %w", target, err)
+	}
+	return nil
+}
+
+// attachFollow is attach for a target that may be a symbolic link.
+func attachFollow(fd int, target string) error {
+	defer unix.Close(fd)
+	if err := unix.MoveMount(fd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_SYMLINKS); err != nil {
+		return fmt.Errorf("mounting onto %s: %w", target, err)
+	}
+	return nil
+}
+
+// bindSelf binds path onto itself, read-only if asked. A path bound onto
+// itself is a mount point: it cannot be renamed or removed (EBUSY).
+func bindSelf(path string, readOnly bool) error {
+	fd, err := unix.OpenTree(unix.AT_FDCWD, path, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE|unix.AT_SYMLINK_NOFOLLOW)
+	if err != nil {
+		return fmt.Errorf("cloning %s: %w", path, err)
+	}
+	if readOnly {
+		if err := setattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV, 0); err != nil {
+			unix.Close(fd)
+			return fmt.Errorf("making %s read-only: %w", path, err)
+		}
+	}
+	return attach(fd, path)
+}
+
+func setattr(dirfd int, path string, flags int, set, clear uint64) error {
+	return unix.MountSetattr(dirfd, path, uint(flags), &unix.MountAttr{Attr_set: set, Attr_clr: clear})
+}
+
+// within reports whether path is dir or below it.
+func within(path, dir string) bool {
+	if dir == "/" {
+		return true
+	}
+	return path == dir || strings.HasPrefix(path, dir+"/")
+}

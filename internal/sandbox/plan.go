@@ -1,0 +1,77 @@
+package sandbox
+
+// Plan is what the supervisor hands to init: everything init needs to build
+// the sandbox, decided on the host side. It travels as JSON over fd 3.
+type Plan struct {
+	Argv []string `json:"argv"`
+	Env  []string `json:"env"`
+	Cwd  string   `json:"cwd"`
+
+	Workspace string   `json:"workspace"`
+	Writable  []string `json:"writable,omitempty"`
+	// Masks are hidden behind an empty read-only directory or file.
+	Masks []Mask `json:"masks,omitempty"`
+	// Pin are bound onto themselves so they cannot be renamed or removed.
+	Pin []string `json:"pin,omitempty"`
+	// Protect are bound read-only onto themselves; all exist by now (the
+	// supervisor made placeholders for the missing ones).
+	Protect  []string `json:"protect,omitempty"`
+	Hostname string   `json:"hostname"`
+
+	TTY     bool    `json:"tty,omitempty"`
+	WinSize *Window `json:"winsize,omitempty"`
+
+	Landlock     Enforce  `json:"landlock"`
+	Seccomp      Enforce  `json:"seccomp"`
+	ConnectPorts []uint16 `json:"connect_ports,omitempty"`
+	Rlimits      []Rlimit `json:"rlimits,omitempty"`
+}
+
+// Enforce says how hard a wall is raised.
+type Enforce string
+
+const (
+	Required   Enforce = "required"    // fail the run if it cannot be raised
+	BestEffort Enforce = "best-effort" // the user allowed a degraded wall by name
+)
+
+// Mask is one masked path.
+type Mask struct {
+	Path string `json:"path"`
+	File bool   `json:"file,omitempty"`
+}
+
+// Window is a terminal size.
+type Window struct {
+	Rows uint16 `json:"rows"`
+	Cols uint16 `json:"cols"`
+}
+
+// Rlimit is a resource limit set on the command where cgroups are missing.
+type Rlimit struct {
+	Resource int    `json:"resource"`
+	Cur      uint64 `json:"cur"`
+	Max      uint64 `json:"max"`
+}
+
+// message is one packet on the sync socket from init to the supervisor.
+type message struct {
+	Kind string `json:"kind"` // "tty" (carries the pty master), "started", "error", "warn"
+	Text string `json:"text,omitempty"`
+	Code int    `json:"code,omitempty"`
+	Pid  int    `json:"pid,omitempty"`
+}
+
+// Exit codes of `cordon run` that are not the command's own.
+const (
+	ExitTimeout  = 124 // --timeout elapsed; the sandbox was killed
+	ExitInternal = 125 // Cordon could not start the sandbox; the reason is on stderr
+	ExitNoExec   = 126 // the command exists but cannot be executed
+	ExitNotFound = 127 // the command does not exist
+)
+
+// fds that init inherits.
+const (
+	planFD = 3
+	syncFD = 4
+)

@@ -1,0 +1,459 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
+
+	"github.com/cordon-sandbox/cordon/internal/cgroup"
+	"github.com/cordon-sandbox/cordon/internal/policy"
+)
+
+// Options is one `cordon run`.
+type Options struct {
+	Policy policy.Policy
+	Argv   []string
+	Env    []string // already filtered
+	Cwd    string   // the caller's working directory
+
+	Stdin, Stdout, Stderr *os.File
+	// Log receives Cordon's own notes (--verbose) and warnings; never nil.
+	Log func(format string, args ...any)
+	// Warn receives what must be said even without --verbose.
+	Warn func(format string, args ...any)
+}
+
+// Error is a failure to start the sandbox: the command did not run. Code is
+// the exit status `cordon run` returns for it.
+type Error struct {
+	Code int
+	Err  error
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+func internal(format string, args ...any) error {
+	return &Error{Code: ExitInternal, Err: fmt.Errorf(format, args...)}
+}
+
+// Run runs the command in a new sandbox and returns its exit status:
+// the command's own, 128+N if it died of signal N, ExitTimeout if the
+// timeout killed it. A non-nil error means the command did not run, or
+// the sandbox failed around it; it is an *Error carrying the exit code.
+func Run(ctx context.Context, o Options) (int, error) {
+	if len(o.Argv) == 0 {
+		return 0, internal("no command given")
+	}
+	p := o.Policy
+	if err := preflight(p); err != nil {
+		return 0, err
+	}
+
+	plan := Plan{
+		Argv:         o.Argv,
+		Env:          o.Env,
+		Cwd:          p.Workspace,
+		Workspace:    p.Workspace,
+		Writable:     p.Writable,
+		Hostname:     p.Hostname,
+		Landlock:     Required,
+		Seccomp:      Required,
+		ConnectPorts: p.ConnectPorts,
+	}
+	if p.Degraded[policy.WallLandlock] {
+		plan.Landlock = BestEffort
+	}
+	if p.Degraded[policy.WallSeccomp] {
+		plan.Seccomp = BestEffort
+	}
+	if o.Cwd != "" && within(o.Cwd, p.Workspace) {
+		plan.Cwd = o.Cwd
+	}
+
+	var job cleanupJob
+	defer func() { job.finish(o.Log) }()
+
+	if err := planFilesystem(&plan, p, &job); err != nil {
+		return 0, err
+	}
+
+	// Limits: a cgroup leaf when one can be made, rlimits otherwise.
+	leaf, err := makeLeaf(p, &plan, o)
+	if err != nil {
+		return 0, err
+	}
+	if leaf != nil {
+		job.CgroupDirs = leaf.Dirs()
+	}
+	if err := job.start(); err != nil {
+		return 0, err
+	}
+
+	tty := term.IsTerminal(int(o.Stdin.Fd())) && term.IsTerminal(int(o.Stdout.Fd()))
+	if tty {
+		plan.TTY = true
+		if w, err := windowOf(int(o.Stdin.Fd())); err == nil {
+			plan.WinSize = w
+		}
+	}
+
+	return launch(ctx, o, &plan, leaf)
+}
+
+// preflight refuses to start when a wall that is required cannot be raised
+// here, before anything is created.
+func preflight(p policy.Policy) error {
+	if p.Workspace == "/" {
+		return internal("workspace is /: that would make the whole host writable")
+	}
+	if abi := LandlockABI(); abi < LandlockRequiredABI && !p.Degraded[policy.WallLandlock] {
+		if abi == 0 {
+			return internal("landlock is not available on this kernel (it must be built in and listed in the lsm= boot parameter); the filesystem, network and signal walls below the namespaces cannot be raised. To run without them, pass --allow-degraded landlock")
+		}
+		return internal("landlock ABI %d is below the %d Cordon needs for TCP and signal scoping (Linux 6.12); pass --allow-degraded landlock to run with what this kernel has", abi, LandlockRequiredABI)
+	}
+	return nil
+}
+
+// planFilesystem decides the pins, protected paths and masks, and makes
+// the placeholders that keep missing protected paths from being created.
+func planFilesystem(plan *Plan, p policy.Policy, job *cleanupJob) error {
+	writable := append([]string{p.Workspace}, p.Writable...)
+	inWritable := func(path string) bool {
+		for _, w := range writable {
+			if within(path, w) {
+				return true
+			}
+		}
+		return false
+	}
+	pinned := map[string]bool{}
+	for _, rel := range p.Pinned {
+		path := filepath.Join(p.Workspace, rel)
+		st, err := os.Lstat(path)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			// Protected whole: a repository's control files cannot
+			// be made inside.
+			if err := job.placeholder(path, true); err != nil {
+				return err
+			}
+			plan.Protect = append(plan.Protect, path)
+			pinned[rel] = true
+		case err != nil:
+			return internal("inspecting %s: %w", path, err)
+		case st.IsDir():
+			plan.Pin = append(plan.Pin, path)
+		default:
+			// A .git file (worktree, submodule) is protected as is.
+			plan.Protect = append(plan.Protect, path)
+			pinned[rel] = true
+		}
+	}
+	for _, e := range p.Protected {
+		if under := strings.SplitN(e.Path, "/", 2)[0]; pinned[under] {
+			continue // its pinned parent is read-only already
+		}
+		path := filepath.Join(p.Workspace, e.Path)
+		st, err := os.Lstat(path)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			parent := filepath.Dir(path)
+			if _, err := os.Stat(parent); err != nil {
+				// .git/hooks without .git is covered above; any
+				// other missing parent is made for the run.
+				if err := job.mkdirs(parent); err != nil {
+					return err
+				}
+			}
+			// Placeholders are directories even for files: an empty
+			// directory is invisible to git, so neither `git status`
+			// nor `git add -A` inside picks it up.
+			if err := job.placeholder(path, true); err != nil {
+				return err
+			}
+		case err != nil:
+			return internal("inspecting %s: %w", path, err)
+		case st.Mode()&os.ModeSymlink != 0:
+			return internal("protected path %s is a symbolic link, which Cordon cannot hold read-only (the sandbox could replace the link); make it a regular file or directory", path)
+		}
+		plan.Protect = append(plan.Protect, path)
+	}
+	for _, m := range p.Masks {
+		covers := false
+		for _, w := range writable {
+			if within(w, m.Path) && w != m.Path {
+				covers = true // a mask over the workspace would hide it
+			}
+		}
+		if covers || within(m.Path, "/tmp") || within(m.Path, "/dev") || within(m.Path, "/proc") || within(m.Path, "/sys") {
+			continue
+		}
+		if _, err := os.Stat(m.Path); errors.Is(err, os.ErrNotExist) {
+			// Missing and creatable from inside: hold its place.
+			if !inWritable(m.Path) {
+				continue
+			}
+			if err := job.mkdirs(filepath.Dir(m.Path)); err != nil {
+				return err
+			}
+			if err := job.placeholder(m.Path, m.Kind == policy.Dir); err != nil {
+				return err
+			}
+		}
+		plan.Masks = append(plan.Masks, Mask{Path: m.Path, File: m.Kind == policy.File})
+	}
+	return nil
+}
+
+// makeLeaf creates the cgroup leaf for the sandbox, or falls back to
+// rlimits when the host has none for this user.
+func makeLeaf(p policy.Policy, plan *Plan, o Options) (*cgroup.Leaf, error) {
+	l := p.Limits
+	name := fmt.Sprintf("cordon-%d-%d", os.Getpid(), time.Now().UnixNano()%1e9)
+	leaf, err := cgroup.Create(name, cgroup.Limits{MemoryBytes: l.MemoryBytes, Pids: l.Pids, CPUs: l.CPUs})
+	if err == nil {
+		o.Log("cgroup v%d leaf %s (memory %d, pids %d, cpus %g)", leaf.Version(), strings.Join(leaf.Dirs(), ", "), l.MemoryBytes, l.Pids, l.CPUs)
+		return leaf, nil
+	}
+	explicit := l.MemoryBytes != 0 || l.CPUs != 0 || (l.Pids != 0 && l.Pids != policy.DefaultPids)
+	if explicit && !p.Degraded[policy.WallCgroup] {
+		return nil, internal("cgroup limits were asked for but cannot be enforced: %v; pass --allow-degraded cgroup to fall back to rlimits", err)
+	}
+	if explicit {
+		o.Warn("cgroup: %v; limits fall back to rlimits because --allow-degraded cgroup was given (no CPU limit, memory as address space)", err)
+	} else {
+		o.Log("no cgroup leaf (%v); pids limited by RLIMIT_NPROC", err)
+	}
+	if l.Pids != 0 {
+		plan.Rlimits = append(plan.Rlimits, Rlimit{Resource: unix.RLIMIT_NPROC, Cur: uint64(l.Pids), Max: uint64(l.Pids)})
+	}
+	if l.MemoryBytes != 0 {
+		plan.Rlimits = append(plan.Rlimits, Rlimit{Resource: unix.RLIMIT_AS, Cur: uint64(l.MemoryBytes), Max: uint64(l.MemoryBytes)})
+	}
+	return nil, nil
+}
+
+// launch starts init in its namespaces, hands it the plan, relays the
+// terminal and signals, and returns the command's status.
+func launch(ctx context.Context, o Options, plan *Plan, leaf *cgroup.Leaf) (int, error) {
+	planR, planW, err := os.Pipe()
+	if err != nil {
+		return 0, internal("creating the plan pipe: %w", err)
+	}
+	defer planR.Close()
+	defer planW.Close()
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, internal("creating the sync socket: %w", err)
+	}
+	syncHere := os.NewFile(uintptr(pair[0]), "sync")
+	syncThere := os.NewFile(uintptr(pair[1]), "sync-init")
+	defer syncHere.Close()
+	defer syncThere.Close()
+
+	uid, gid := os.Getuid(), os.Getgid()
+	attr := &syscall.SysProcAttr{
+		Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID |
+			unix.CLONE_NEWNET | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS,
+		// The same ids inside as outside: files keep their owners, and
+		// the command sees the user it is. Nothing else is mapped.
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: uid, HostID: uid, Size: 1}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: gid, HostID: gid, Size: 1}},
+		// If the supervisor dies, init dies, and with PID 1 gone the
+		// kernel kills the rest of the sandbox.
+		Pdeathsig: unix.SIGKILL,
+		// Init's own process group: a Ctrl-C at the user's terminal
+		// reaches the supervisor, which forwards it once.
+		Setpgid: true,
+	}
+	if uid != 0 {
+		// A non-root uid loses its capabilities at execve; init needs
+		// these to build the sandbox, and drops them before the command.
+		attr.AmbientCaps = []uintptr{unix.CAP_SYS_ADMIN, unix.CAP_NET_ADMIN, unix.CAP_SETPCAP}
+	}
+	initCmd := &exec.Cmd{
+		Path:        "/proc/self/exe",
+		Args:        []string{InitArg0},
+		Env:         []string{},
+		Stdin:       o.Stdin,
+		Stdout:      o.Stdout,
+		Stderr:      o.Stderr,
+		ExtraFiles:  []*os.File{planR, syncThere}, // fds 3 and 4
+		SysProcAttr: attr,
+	}
+	if err := initCmd.Start(); err != nil {
+		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EACCES) {
+			return 0, internal("creating the sandbox's namespaces: %w (user namespaces may be disabled: see `cordon doctor`)", err)
+		}
+		return 0, internal("starting the sandbox: %w", err)
+	}
+	planR.Close()
+	syncThere.Close()
+	initPid := initCmd.Process.Pid
+	waited := false
+	defer func() {
+		if !waited {
+			unix.Kill(initPid, unix.SIGKILL)
+			initCmd.Wait()
+		}
+	}()
+
+	if leaf != nil {
+		if err := leaf.Add(initPid); err != nil {
+			return 0, internal("moving the sandbox into its cgroup: %w", err)
+		}
+	}
+	if err := json.NewEncoder(planW).Encode(plan); err != nil {
+		return 0, internal("handing the plan to init: %w", initExit(initCmd, &waited, err))
+	}
+	planW.Close()
+
+	var master *os.File
+	for started := false; !started; {
+		m, fd, err := readMessage(syncHere)
+		if err != nil {
+			return 0, internal("the sandbox's init died before starting the command: %w", initExit(initCmd, &waited, err))
+		}
+		switch m.Kind {
+		case "tty":
+			master = os.NewFile(uintptr(fd), "pty")
+		case "warn":
+			o.Warn("%s", m.Text)
+		case "error":
+			initExit(initCmd, &waited, nil)
+			if m.Code == ExitInternal {
+				return 0, &Error{Code: m.Code, Err: fmt.Errorf("starting the sandbox: %s", m.Text)}
+			}
+			return 0, &Error{Code: m.Code, Err: errors.New(m.Text)}
+		case "started":
+			started = true
+		}
+	}
+
+	var relay *ttyRelay
+	if master != nil {
+		relay, err = startRelay(o.Stdin, o.Stdout, master)
+		if err != nil {
+			return 0, internal("relaying the terminal: %w", err)
+		}
+		defer relay.stop()
+	}
+
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH, unix.SIGCONT)
+	defer signal.Stop(sigs)
+
+	var timeout <-chan time.Time
+	if t := o.Policy.Limits.Timeout; t > 0 {
+		timer := time.NewTimer(t)
+		defer timer.Stop()
+		timeout = timer.C
+	}
+	done := make(chan error, 1)
+	go func() { done <- initCmd.Wait() }()
+	timedOut := false
+	for {
+		select {
+		case s := <-sigs:
+			if s == unix.SIGWINCH {
+				if relay != nil {
+					relay.resize()
+				}
+				continue
+			}
+			unix.Kill(initPid, s.(syscall.Signal))
+		case <-timeout:
+			timedOut = true
+			o.Warn("timed out after %s; the sandbox was killed", o.Policy.Limits.Timeout)
+			unix.Kill(initPid, unix.SIGKILL)
+			timeout = nil
+		case <-ctx.Done():
+			unix.Kill(initPid, unix.SIGKILL)
+		case err := <-done:
+			waited = true
+			if relay != nil {
+				relay.drain()
+			}
+			if timedOut {
+				return ExitTimeout, nil
+			}
+			if leaf != nil && leaf.OOMKilled() {
+				o.Warn("the memory limit was reached; the kernel killed a process in the sandbox")
+			}
+			return statusOf(err), nil
+		}
+	}
+}
+
+// statusOf turns init's end into `cordon run`'s exit status.
+func statusOf(err error) int {
+	if err == nil {
+		return 0
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		ws := ee.Sys().(syscall.WaitStatus)
+		if ws.Signaled() {
+			return 128 + int(ws.Signal())
+		}
+		return ws.ExitStatus()
+	}
+	return ExitInternal
+}
+
+// initExit waits for an init that failed early and adds how it ended.
+func initExit(c *exec.Cmd, waited *bool, cause error) error {
+	err := c.Wait()
+	*waited = true
+	if cause == nil || errors.Is(cause, io.EOF) {
+		if err == nil {
+			return errors.New("init exited")
+		}
+		return fmt.Errorf("init: %w", err)
+	}
+	if err != nil {
+		return fmt.Errorf("%w (init: %v)", cause, err)
+	}
+	return cause
+}
+
+// readMessage reads one packet from init, with the fd it carries (-1).
+func readMessage(sock *os.File) (message, int, error) {
+	buf := make([]byte, 64<<10)
+	oob := make([]byte, unix.CmsgSpace(4))
+	n, oobn, _, _, err := unix.Recvmsg(int(sock.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
+	if err != nil {
+		return message{}, -1, err
+	}
+	if n == 0 {
+		return message{}, -1, io.EOF
+	}
+	fd := -1
+	if oobn > 0 {
+		cmsgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err == nil && len(cmsgs) > 0 {
+			if fds, err := unix.ParseUnixRights(&cmsgs[0]); err == nil && len(fds) > 0 {
+				fd = fds[0]
+			}
+		}
+	}
+	var m message
+	if err := json.Unmarshal(buf[:n], &m); err != nil {
+		return message{}, -1, fmt.Errorf("decoding a message from init: %w", err)
+	}
+	return m, fd, nil
+}
