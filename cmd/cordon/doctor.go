@@ -160,7 +160,7 @@ func endToEnd(ctx context.Context) error {
 	}
 	defer os.RemoveAll(ws)
 	home, _ := os.UserHomeDir()
-	p := policy.Default(ws, home)
+	p := policy.Default(ws, home, os.Getenv("XDG_RUNTIME_DIR"))
 	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
 		return err

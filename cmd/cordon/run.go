@@ -143,7 +143,7 @@ func buildPolicy(f runFlags) (policy.Policy, error) {
 		return policy.Policy{}, err
 	}
 	home, _ := os.UserHomeDir()
-	p := policy.Default(ws, home)
+	p := policy.Default(ws, home, os.Getenv("XDG_RUNTIME_DIR"))
 	for _, w := range f.write {
 		d, err := resolveDir(policy.ExpandHome(w, home), "--write")
 		if err != nil {

@@ -60,8 +60,9 @@ type Policy struct {
 	Hostname     string
 }
 
-// Default returns the built-in policy for a workspace and a home directory.
-func Default(workspace, home string) Policy {
+// Default returns the built-in policy for a workspace, the user's home
+// directory and $XDG_RUNTIME_DIR (the user's sockets; "" when unset).
+func Default(workspace, home, runtimeDir string) Policy {
 	p := Policy{
 		Workspace: workspace,
 		Protected: append([]Entry(nil), Protected...),
@@ -73,6 +74,9 @@ func Default(workspace, home string) Policy {
 	for _, m := range Masks {
 		m.Path = ExpandHome(m.Path, home)
 		p.Masks = append(p.Masks, m)
+	}
+	if strings.HasPrefix(runtimeDir, "/") {
+		p.Masks = append(p.Masks, Entry{Path: runtimeDir, Kind: Dir, Why: "the user's sockets ($XDG_RUNTIME_DIR)"})
 	}
 	return p
 }
