@@ -247,8 +247,11 @@ func parseSize(s string) (int64, error) {
 		}
 	}
 	v, err := strconv.ParseFloat(t, 64)
-	if err != nil || v <= 0 {
+	if err != nil || !(v > 0) {
 		return 0, fmt.Errorf("not a size (like 512M or 4G)")
+	}
+	if v*mult > 1<<50 {
+		return 0, fmt.Errorf("larger than any machine")
 	}
 	n := int64(v * mult)
 	if n < 1<<20 {

@@ -7,12 +7,12 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"unsafe"
 
 	"github.com/landlock-lsm/go-landlock/landlock"
 	llsyscall "github.com/landlock-lsm/go-landlock/landlock/syscall"
 	"golang.org/x/sys/unix"
+	"kernel.org/pub/linux/libs/security/libcap/psx"
 
 	"github.com/cordon-sandbox/cordon/internal/seccomp"
 )
@@ -37,10 +37,14 @@ const LandlockRequiredABI = 6
 // to the command's execve as it can. Each step applies to every thread of
 // init, since the Go runtime may fork the command from any of them.
 //
+// The all-threads calls go through psx, which go-landlock uses too: it is
+// syscall.AllThreadsSyscall in a pure-Go build and still works when the
+// binary is built with cgo (where AllThreadsSyscall refuses).
+//
 // It returns warnings for walls the user allowed to be degraded.
 func lockdown(p *Plan) ([]string, error) {
 	var warnings []string
-	if _, _, e := syscall.AllThreadsSyscall6(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0); e != 0 {
+	if _, _, e := psx.Syscall6(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0); e != 0 {
 		return nil, fmt.Errorf("setting no_new_privs: %w", e)
 	}
 
@@ -101,7 +105,7 @@ func LandlockABI() int {
 // any set, and locks the securebits so that even uid 0 inside (when Cordon
 // was started as root) gains none at execve.
 func dropCapabilities() error {
-	if _, _, e := syscall.AllThreadsSyscall6(unix.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0, 0); e != 0 {
+	if _, _, e := psx.Syscall6(unix.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0, 0); e != 0 {
 		return fmt.Errorf("clearing ambient capabilities: %w", e)
 	}
 	last, err := lastCap()
@@ -109,7 +113,7 @@ func dropCapabilities() error {
 		return err
 	}
 	for c := 0; c <= last; c++ {
-		if _, _, e := syscall.AllThreadsSyscall6(unix.SYS_PRCTL, unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0, 0); e != 0 && e != unix.EINVAL {
+		if _, _, e := psx.Syscall6(unix.SYS_PRCTL, unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0, 0); e != 0 && e != unix.EINVAL {
 			return fmt.Errorf("dropping capability %d from the bounding set: %w", c, e)
 		}
 	}
@@ -117,12 +121,12 @@ func dropCapabilities() error {
 		secbitNoSetuidFixup | secbitNoSetuidFixupLocked |
 		secbitKeepCapsLocked |
 		secbitNoCapAmbientRaise | secbitNoCapAmbientRaiseLocked
-	if _, _, e := syscall.AllThreadsSyscall6(unix.SYS_PRCTL, unix.PR_SET_SECUREBITS, uintptr(bits), 0, 0, 0, 0); e != 0 {
+	if _, _, e := psx.Syscall6(unix.SYS_PRCTL, unix.PR_SET_SECUREBITS, uintptr(bits), 0, 0, 0, 0); e != 0 {
 		return fmt.Errorf("locking securebits: %w", e)
 	}
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
-	_, _, e := syscall.AllThreadsSyscall(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0)
+	_, _, e := psx.Syscall3(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0)
 	runtime.KeepAlive(&hdr)
 	runtime.KeepAlive(&data)
 	if e != 0 {
