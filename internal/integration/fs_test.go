@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -204,4 +205,46 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// A masked path that does not exist when the run starts stays hidden even
+// if the host creates it while the run goes on.
+func TestMaskedPathCreatedDuringRun(t *testing.T) {
+	forEachUser(t, func(t *testing.T, b *box) {
+		cmd := b.u.Command(cordonBin, "run", "--", "sh", "-c",
+			`echo ready; while [ ! -e go ]; do sleep 0.05; done; cat ~/.kube/config ~/.config/gcloud/credentials.db 2>&1; ls -a ~`)
+		cmd.Dir = b.ws
+		cmd.Env = b.env
+		stdout, err := cmd.StdoutPipe()
+		must(t, err)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		must(t, cmd.Start())
+		buf := make([]byte, 6)
+		if _, err := io.ReadFull(stdout, buf); err != nil || string(buf) != "ready\n" {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("sandbox did not start: %q %v %s", buf, err, stderr.String())
+		}
+		for _, rel := range []string{".kube/config", ".config/gcloud/credentials.db"} {
+			p := filepath.Join(b.home, rel)
+			must(t, os.MkdirAll(filepath.Dir(p), 0o755))
+			must(t, os.WriteFile(p, []byte(secret), 0o644))
+		}
+		must(t, os.WriteFile(filepath.Join(b.ws, "go"), nil, 0o644))
+		rest, _ := io.ReadAll(stdout)
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("cordon: %v\n%s", err, stderr.String())
+		}
+		out := string(rest)
+		if strings.Contains(out, secret) {
+			t.Errorf("a credential the host created during the run was readable:\n%s", out)
+		}
+		if !strings.Contains(out, ".bashrc") {
+			t.Errorf("the home should still list its files:\n%s", out)
+		}
+		if strings.Contains(out, "\n.kube\n") {
+			t.Errorf("~/.kube, missing at start, should stay missing:\n%s", out)
+		}
+	})
 }

@@ -29,9 +29,8 @@
 // # What it does not
 //
 // The host is readable, minus the masks: what the calling user can read and
-// is not masked, the command can read. A masked path that does not exist
-// when the run starts, under a directory the sandbox cannot write, is not
-// covered; if the host creates it during the run, the sandbox sees it.
+// is not masked, the command can read. Protected paths are protected at the
+// workspace root only.
 // Started as root, the command keeps uid 0 inside a user namespace that
 // maps it to host uid 0, with no capability anywhere: it owns what root
 // owns, but only through read-only mounts outside its write set.

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -123,6 +125,10 @@ func setupMounts(p *Plan) error {
 		return fmt.Errorf("making /sys read-only: %w", err)
 	}
 
+	if err := applyShadows(p.Shadows); err != nil {
+		return err
+	}
+
 	// The write set. A tree that lived under /tmp or /dev/shm needs its
 	// mount point made again in the fresh tmpfs.
 	for _, w := range writable {
@@ -145,6 +151,48 @@ func setupMounts(p *Plan) error {
 		}
 	}
 	return applyMasks(p.Masks)
+}
+
+// applyShadows lays each shadow's whiteouts over its directory with a
+// read-only overlay. The whiteouts (0/0 character devices, which an
+// unprivileged user may make since Linux 5.8) are built in a tmpfs mounted
+// for a moment in the private /tmp and detached once the overlay holds it.
+func applyShadows(shadows []Shadow) error {
+	for i, sh := range shadows {
+		layer := fmt.Sprintf("/tmp/.cordon-shadow-%d", i)
+		if err := os.Mkdir(layer, 0o700); err != nil {
+			return fmt.Errorf("making the shadow layer for %s: %w", sh.Dir, err)
+		}
+		if err := unix.Mount("tmpfs", layer, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=16k"); err != nil {
+			return fmt.Errorf("mounting the shadow layer for %s: %w", sh.Dir, err)
+		}
+		// The overlay's root takes its owner, mode and times from the
+		// top layer: give it those of the directory it stands for. An
+		// owner unmapped in the sandbox cannot be given; it stays ours.
+		if st, err := os.Stat(sh.Dir); err == nil {
+			os.Chmod(layer, st.Mode().Perm())
+			if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+				os.Lchown(layer, int(sys.Uid), int(sys.Gid))
+			}
+		}
+		for _, name := range sh.Hide {
+			if err := unix.Mknod(filepath.Join(layer, name), unix.S_IFCHR, 0); err != nil {
+				return fmt.Errorf("hiding %s in %s: %w", name, sh.Dir, err)
+			}
+		}
+		if st, err := os.Stat(sh.Dir); err == nil {
+			os.Chtimes(layer, st.ModTime(), st.ModTime())
+		}
+		opts := "lowerdir=" + layer + ":" + sh.Dir
+		if err := unix.Mount("overlay", sh.Dir, "overlay", unix.MS_RDONLY|unix.MS_NOSUID, opts); err != nil {
+			return fmt.Errorf("laying a shadow over %s for its missing masked paths: %w", sh.Dir, err)
+		}
+		if err := unix.Unmount(layer, unix.MNT_DETACH); err != nil {
+			return fmt.Errorf("detaching the shadow layer of %s: %w", sh.Dir, err)
+		}
+		os.Remove(layer)
+	}
+	return nil
 }
 
 // applyMasks covers each masked path that exists with an empty read-only

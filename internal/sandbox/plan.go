@@ -11,6 +11,8 @@ type Plan struct {
 	Writable  []string `json:"writable,omitempty"`
 	// Masks are hidden behind an empty read-only directory or file.
 	Masks []Mask `json:"masks,omitempty"`
+	// Shadows keep missing masked paths missing: see Shadow.
+	Shadows []Shadow `json:"shadows,omitempty"`
 	// Pin are bound onto themselves so they cannot be renamed or removed.
 	Pin []string `json:"pin,omitempty"`
 	// Protect are bound read-only onto themselves; all exist by now (the
@@ -39,6 +41,15 @@ const (
 type Mask struct {
 	Path string `json:"path"`
 	File bool   `json:"file,omitempty"`
+}
+
+// Shadow is a read-only overlay on Dir whose upper layer holds a whiteout
+// for each name in Hide. A masked path that does not exist on the host, in
+// a directory the sandbox cannot write, stays absent in the sandbox's view
+// even if the host creates it during the run.
+type Shadow struct {
+	Dir  string   `json:"dir"`
+	Hide []string `json:"hide"`
 }
 
 // Window is a terminal size.

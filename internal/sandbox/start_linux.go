@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -192,6 +193,7 @@ func planFilesystem(plan *Plan, p policy.Policy, job *cleanupJob) error {
 		}
 		plan.Protect = append(plan.Protect, path)
 	}
+	shadows := map[string]map[string]bool{}
 	for _, m := range p.Masks {
 		covers := false
 		for _, w := range writable {
@@ -203,20 +205,60 @@ func planFilesystem(plan *Plan, p policy.Policy, job *cleanupJob) error {
 			continue
 		}
 		if _, err := os.Stat(m.Path); errors.Is(err, os.ErrNotExist) {
-			// Missing and creatable from inside: hold its place.
-			if !inWritable(m.Path) {
+			if inWritable(m.Path) {
+				// Missing and creatable from inside: hold its place.
+				if err := job.mkdirs(filepath.Dir(m.Path)); err != nil {
+					return err
+				}
+				if err := job.placeholder(m.Path, m.Kind == policy.Dir); err != nil {
+					return err
+				}
+			} else {
+				// Missing and out of reach from inside: keep it
+				// missing, whatever the host does during the run.
+				shadow(shadows, m, p.Masks)
 				continue
-			}
-			if err := job.mkdirs(filepath.Dir(m.Path)); err != nil {
-				return err
-			}
-			if err := job.placeholder(m.Path, m.Kind == policy.Dir); err != nil {
-				return err
 			}
 		}
 		plan.Masks = append(plan.Masks, Mask{Path: m.Path, File: m.Kind == policy.File})
 	}
+	for dir, names := range shadows {
+		sh := Shadow{Dir: dir}
+		for name := range names {
+			sh.Hide = append(sh.Hide, name)
+		}
+		sort.Strings(sh.Hide)
+		plan.Shadows = append(plan.Shadows, sh)
+	}
+	sort.Slice(plan.Shadows, func(i, j int) bool { return plan.Shadows[i].Dir < plan.Shadows[j].Dir })
 	return nil
+}
+
+// shadow plans to keep the missing masked path m missing: a whiteout for
+// the first missing component, under its nearest existing ancestor. It
+// declines where an overlay is not wanted: on /, inside another mask, or
+// where the directory cannot be written in overlay's option syntax.
+func shadow(shadows map[string]map[string]bool, m policy.Entry, masks []policy.Entry) {
+	missing := m.Path
+	dir := filepath.Dir(missing)
+	for {
+		if _, err := os.Stat(dir); err == nil {
+			break
+		}
+		missing, dir = dir, filepath.Dir(dir)
+	}
+	if dir == "/" || strings.ContainsAny(dir, ":,\\") {
+		return
+	}
+	for _, other := range masks {
+		if other.Path != m.Path && within(dir, other.Path) {
+			return // the other mask hides all of it already
+		}
+	}
+	if shadows[dir] == nil {
+		shadows[dir] = map[string]bool{}
+	}
+	shadows[dir][filepath.Base(missing)] = true
 }
 
 // makeLeaf creates the cgroup leaf for the sandbox, or falls back to
