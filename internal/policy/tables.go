@@ -72,7 +72,15 @@ var Masks = []Entry{
 	{"/etc/ssh/ssh_host_rsa_key", File, "SSH host key"},
 	{"/etc/ssh/ssh_host_ecdsa_key", File, "SSH host key"},
 	{"/etc/ssh/ssh_host_ed25519_key", File, "SSH host key"},
-	// Host sockets: daemons that would act for the sandbox.
+	// Host sockets: daemons that would act for the sandbox. A pathname
+	// socket is reachable from any network namespace, so the directories
+	// that hold the usual ones are masked whole.
+	{"~/.docker/run", Dir, "Docker Desktop socket"},
+	{"~/.docker/desktop", Dir, "Docker Desktop socket and settings"},
+	{"~/.colima", Dir, "Colima's Docker socket"},
+	{"~/.lima", Dir, "Lima VM sockets"},
+	{"~/.orbstack", Dir, "OrbStack's Docker socket"},
+	{"~/.rd", Dir, "Rancher Desktop's Docker socket"},
 	{"/run", Dir, "host sockets (docker, dbus, systemd, ssh-agent)"},
 	{"/var/run", Dir, "host sockets (usually a link to /run)"},
 }
