@@ -64,7 +64,12 @@ executed; 127 if CMD is not found.`,
   echo hi | cordon run -- cat
   cordon run --memory 2G --timeout 10m -- npm test
   cordon run --env GITHUB_TOKEN -- gh pr list   # pass one secret on purpose`,
-		Args: cobra.MinimumNArgs(1),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return fmt.Errorf("no command to run: cordon run [flags] -- CMD [ARGS...]")
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cmd.ArgsLenAtDash() < 0 && len(args) > 0 && strings.HasPrefix(args[0], "-") {
 				return fmt.Errorf("put -- before the command: cordon run [flags] -- %s", strings.Join(args, " "))
@@ -79,7 +84,7 @@ executed; 127 if CMD is not found.`,
 	fl.StringArrayVar(&f.mask, "mask", nil, "also hide `PATH` behind an empty directory or file (repeatable)")
 	fl.StringArrayVar(&f.env, "env", nil, "pass the secret-looking variable `NAME` in anyway (repeatable)")
 	fl.StringVar(&f.memory, "memory", "", "memory limit, e.g. 512M or 4G (default: none)")
-	fl.Int64Var(&f.pids, "pids", policy.DefaultPids, "process limit (0: none)")
+	fl.Int64Var(&f.pids, "pids", policy.DefaultPids, "limit on processes and threads in the sandbox (0: none; at least 32)")
 	fl.Float64Var(&f.cpus, "cpus", 0, "CPU limit in cores, e.g. 1.5 (default: none)")
 	fl.DurationVar(&f.timeout, "timeout", 0, "kill the sandbox after this long, e.g. 30s or 10m; exit status 124")
 	fl.StringArrayVar(&f.degraded, "allow-degraded", nil, "run without `WALL` if this host cannot raise it: landlock, seccomp or cgroup (repeatable)")
@@ -130,6 +135,10 @@ func runRun(ctx context.Context, f runFlags, argv []string) error {
 	return nil
 }
 
+// minPids leaves room for the sandbox's init, a Go program with a handful
+// of threads, which --pids counts like everything else in the sandbox.
+const minPids = 32
+
 func buildPolicy(f runFlags) (policy.Policy, error) {
 	ws := f.workspace
 	if ws == "" {
@@ -173,8 +182,8 @@ func buildPolicy(f runFlags) (policy.Policy, error) {
 		}
 		p.Limits.MemoryBytes = n
 	}
-	if f.pids < 0 {
-		return p, fmt.Errorf("--pids %d: must be 0 (none) or more", f.pids)
+	if f.pids < 0 || (f.pids > 0 && f.pids < minPids) {
+		return p, fmt.Errorf("--pids %d: must be 0 (none) or at least %d (the limit counts every process and thread of the sandbox, its init's included)", f.pids, minPids)
 	}
 	p.Limits.Pids = f.pids
 	if f.cpus < 0 {

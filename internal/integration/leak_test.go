@@ -36,8 +36,11 @@ func leakSnapshot() snapshot {
 		if err != nil {
 			continue
 		}
-		argv0, _, _ := strings.Cut(string(b), "\x00")
-		if argv0 == "cordon-init" || argv0 == "cordon-cleanup" || strings.Contains(string(b), probeBin) && probeBin != "" {
+		// Only what this test run started: the binaries it built, not
+		// another cordon on the machine.
+		exe, _ := os.Readlink("/proc/" + e.Name() + "/exe")
+		exe = strings.TrimSuffix(exe, " (deleted)")
+		if exe != "" && (exe == cordonBin || exe == probeBin) {
 			s.procs = append(s.procs, e.Name()+" "+strings.ReplaceAll(string(b), "\x00", " "))
 		}
 	}

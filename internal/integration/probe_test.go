@@ -80,6 +80,20 @@ func runProbe(args []string) int {
 			c.Close()
 		}
 		say(err, "connect")
+	case "listen-connect-abstract":
+		// A server on an abstract socket of the sandbox's own, and a
+		// client to it: the positive control for connect-abstract.
+		l, err := net.Listen("unix", "@"+rest[0])
+		if err != nil {
+			say(err, "listen")
+			break
+		}
+		defer l.Close()
+		c, err := net.DialTimeout("unix", "@"+rest[0], 2*time.Second)
+		if err == nil {
+			c.Close()
+		}
+		say(err, "connect")
 	case "kill":
 		pid, _ := strconv.Atoi(rest[0])
 		say(unix.Kill(pid, unix.SIGTERM), "kill")

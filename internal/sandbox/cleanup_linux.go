@@ -37,9 +37,10 @@ type cleanupJob struct {
 	Dirs         []string      `json:"dirs,omitempty"` // made for placeholders, parents first
 	CgroupDirs   []string      `json:"cgroup_dirs,omitempty"`
 
-	locks  []*os.File // shared flocks on placeholders while the run lives
-	helper *exec.Cmd
-	pipe   *os.File
+	locks   []*os.File // shared flocks on placeholders while the run lives
+	helper  *exec.Cmd
+	pipe    *os.File
+	started chan struct{} // closed once the helper is started or not
 }
 
 type placeholder struct {
@@ -104,20 +105,65 @@ func (j *cleanupJob) placeholder(path string, _ bool) error {
 	return nil
 }
 
+// sweepStaleLeaves removes the cgroup leaves that runs killed before their
+// cleanup helper started left next to ours: those named cordon-PID-* whose
+// PID is no longer alive.
+func sweepStaleLeaves(dirs []string) {
+	for _, d := range dirs {
+		parent := filepath.Dir(d)
+		ents, err := os.ReadDir(parent)
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			var pid, n int
+			if _, err := fmt.Sscanf(e.Name(), "cordon-%d-%d", &pid, &n); err != nil || pid == os.Getpid() {
+				continue
+			}
+			if unix.Kill(pid, 0) == unix.ESRCH {
+				cgroup.RemoveDirs([]string{filepath.Join(parent, e.Name())})
+			}
+		}
+	}
+}
+
 func isPlaceholder(path string) bool {
 	buf := make([]byte, 8)
 	n, err := unix.Lgetxattr(path, placeholderXattr, buf)
 	return err == nil && n > 0
 }
 
-// start launches the helper that undoes the job if the supervisor dies.
-func (j *cleanupJob) start() error {
+// startAsync launches the helper that undoes the job if the supervisor
+// dies, in the background: it starts while init builds the sandbox, off the
+// critical path. ready waits for it; the supervisor calls that before it
+// lets the command run, so that from then on a SIGKILL of the supervisor
+// is always undone. A supervisor killed earlier leaves its placeholders and
+// cgroup leaf to the next run, which takes them over (placeholders carry an
+// xattr) or sweeps them (sweepStaleLeaves).
+func (j *cleanupJob) startAsync() {
 	if j.empty() {
-		return nil
+		return
 	}
+	j.started = make(chan struct{})
+	go func() {
+		defer close(j.started)
+		j.start()
+	}()
+}
+
+// ready waits until the helper has started (or failed to).
+func (j *cleanupJob) ready() {
+	if j.started != nil {
+		<-j.started
+	}
+}
+
+// start launches the helper now. A failure leaves the job to the next
+// run, as for a supervisor killed before the helper started.
+func (j *cleanupJob) start() {
 	r, w, err := os.Pipe()
 	if err != nil {
-		return internal("creating the cleanup pipe: %w", err)
+		return
 	}
 	defer r.Close()
 	cmd := &exec.Cmd{
@@ -132,20 +178,20 @@ func (j *cleanupJob) start() error {
 	}
 	if err := cmd.Start(); err != nil {
 		w.Close()
-		return internal("starting the cleanup helper: %w", err)
+		return
 	}
 	if err := json.NewEncoder(w).Encode(j); err != nil {
 		w.Close()
 		cmd.Process.Kill()
 		cmd.Wait()
-		return internal("handing the cleanup job over: %w", err)
+		return
 	}
 	j.helper, j.pipe = cmd, w
-	return nil
 }
 
 // finish undoes the job now, and lets the helper go.
 func (j *cleanupJob) finish(log func(string, ...any)) {
+	j.ready()
 	for _, f := range j.locks {
 		f.Close()
 	}
@@ -154,9 +200,10 @@ func (j *cleanupJob) finish(log func(string, ...any)) {
 		log("cleanup: %v", err)
 	}
 	if j.helper != nil {
+		// "done": the helper exits by itself; no need to wait for it.
 		fmt.Fprintln(j.pipe, "done")
 		j.pipe.Close()
-		j.helper.Wait()
+		go j.helper.Wait()
 	}
 }
 
@@ -221,6 +268,7 @@ func Cleanup() {
 	// The supervisor is gone, and with it init (Pdeathsig): give the
 	// kernel a moment to tear down the sandbox, then undo.
 	deadline := time.Now().Add(10 * time.Second)
+	j.waitUnlocked(2 * time.Second)
 	for {
 		err := j.undo()
 		if err == nil {
@@ -232,4 +280,28 @@ func Cleanup() {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// waitUnlocked waits, up to d, until no placeholder is locked. The dead
+// supervisor's shared locks go with its open files, which the kernel may
+// release only after the end of the pipe has woken the helper; undo would
+// take such a lock for another run's and leave the placeholder behind. A
+// lock still held after d is another run's, which removes it itself.
+func (j *cleanupJob) waitUnlocked(d time.Duration) {
+	deadline := time.Now().Add(d)
+	for _, p := range j.Placeholders {
+		for locked(p.Path) && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// locked reports whether a run holds a lock on the placeholder at path.
+func locked(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close() // and with it the lock, if we got it
+	return unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 
@@ -21,6 +22,11 @@ const InitArg0 = "cordon-init"
 // status, or with ExitInternal (and a message to the supervisor) when a wall
 // cannot be raised.
 func Init() {
+	// One OS thread for the whole of init's main line: the per-thread
+	// settings that the command inherits at fork (bounding set, securebits,
+	// and below Landlock ABI 8 its Landlock domain) are made on it, and the
+	// command is forked and signalled from it.
+	runtime.LockOSThread()
 	syncSock := os.NewFile(syncFD, "sync")
 	fail := func(code int, err error) {
 		sendMessage(syncSock, message{Kind: "error", Text: err.Error(), Code: code}, -1)
@@ -90,6 +96,11 @@ func Init() {
 	sigs := make(chan os.Signal, 32)
 	signal.Notify(sigs)
 
+	// Below Landlock ABI 8 every thread of init was restricted on its
+	// own, so each holds a domain of its own, and Landlock scopes signals
+	// by domain: a signal from another thread of init than the one that
+	// forked the command is refused (EPERM). The command is started and
+	// signalled from the locked main thread.
 	proc, err := os.StartProcess(path, plan.Argv, &os.ProcAttr{
 		Dir:   plan.Cwd,
 		Env:   plan.Env,
@@ -117,16 +128,14 @@ func Init() {
 	sendMessage(syncSock, message{Kind: "started", Pid: proc.Pid}, -1)
 	syncSock.Close()
 
-	go func() {
-		for s := range sigs {
-			sig := s.(syscall.Signal)
-			if sig == unix.SIGCHLD || sig == unix.SIGURG || sig == unix.SIGPIPE {
-				continue // ours: child exits, Go preemption, a closed pipe
-			}
-			unix.Kill(proc.Pid, sig)
+	go func() { os.Exit(reap(proc.Pid)) }()
+	for s := range sigs {
+		sig := s.(syscall.Signal)
+		if sig == unix.SIGCHLD || sig == unix.SIGURG || sig == unix.SIGPIPE {
+			continue // ours: child exits, Go preemption, a closed pipe
 		}
-	}()
-	os.Exit(reap(proc.Pid))
+		unix.Kill(proc.Pid, sig)
+	}
 }
 
 // reap waits for every child (init is PID 1, orphans come to it) until the

@@ -27,6 +27,10 @@ var landlockConfig = landlock.Config{
 	Scoped:           landlock.V6.Scoped,
 }
 
+// unixSocketABI is the Landlock ABI that can restrict connecting to
+// pathname unix sockets: used when the kernel has it, not required.
+const unixSocketABI = 9
+
 // LandlockRequiredABI is the ABI version landlockConfig needs.
 const LandlockRequiredABI = 6
 
@@ -78,9 +82,19 @@ func restrictLandlock(p *Plan) error {
 		cfg = cfg.BestEffort()
 	}
 	write := append([]string{p.Workspace, "/tmp", "/dev/shm"}, p.Writable...)
+	rw := landlock.RWDirs(write...)
+	if LandlockABI() >= unixSocketABI {
+		// Where the kernel can, connecting to a pathname unix socket is
+		// refused outside the write set too: a socket of the host in a
+		// directory no mask covers (a Docker socket somewhere in the
+		// home) is otherwise reachable, since such sockets ignore
+		// network namespaces.
+		cfg.HandledAccessFS |= llsyscall.AccessFSResolveUnix
+		rw = rw.WithResolveUnix()
+	}
 	rules := []landlock.Rule{
 		landlock.RODirs("/"),
-		landlock.RWDirs(write...),
+		rw,
 		// Terminals and the harmless devices are written to and take
 		// ioctls (tcsetattr, window size).
 		landlock.RWFiles("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty").WithIoctlDev(),
@@ -101,9 +115,19 @@ func LandlockABI() int {
 	return int(v)
 }
 
-// dropCapabilities leaves init, and so the command, with no capability in
-// any set, and locks the securebits so that even uid 0 inside (when Cordon
-// was started as root) gains none at execve.
+// dropCapabilities leaves the command with no capability in any set, and
+// init with none either.
+//
+// The bounding set and the securebits matter only at execve, and only on
+// the thread that forks the command (Init locks its main goroutine to one
+// OS thread, and forks from it): they are set there, with plain prctl
+// calls. The other threads of init never execve; for them clearing the
+// capability sets is enough, and that is one all-threads call instead of
+// one per capability (each all-threads call stops every thread; dropping
+// the bounding set on all of them was most of a run's start-up time).
+//
+// Securebits NOROOT (locked) keep uid 0 inside (Cordon started as root)
+// from gaining the bounding set back at execve.
 func dropCapabilities() error {
 	if _, _, e := psx.Syscall6(unix.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0, 0); e != 0 {
 		return fmt.Errorf("clearing ambient capabilities: %w", e)
@@ -113,16 +137,16 @@ func dropCapabilities() error {
 		return err
 	}
 	for c := 0; c <= last; c++ {
-		if _, _, e := psx.Syscall6(unix.SYS_PRCTL, unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0, 0); e != 0 && e != unix.EINVAL {
-			return fmt.Errorf("dropping capability %d from the bounding set: %w", c, e)
+		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("dropping capability %d from the bounding set: %w", c, err)
 		}
 	}
 	bits := secbitNoroot | secbitNorootLocked |
 		secbitNoSetuidFixup | secbitNoSetuidFixupLocked |
 		secbitKeepCapsLocked |
 		secbitNoCapAmbientRaise | secbitNoCapAmbientRaiseLocked
-	if _, _, e := psx.Syscall6(unix.SYS_PRCTL, unix.PR_SET_SECUREBITS, uintptr(bits), 0, 0, 0, 0); e != 0 {
-		return fmt.Errorf("locking securebits: %w", e)
+	if err := unix.Prctl(unix.PR_SET_SECUREBITS, uintptr(bits), 0, 0, 0); err != nil {
+		return fmt.Errorf("locking securebits: %w", err)
 	}
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData

@@ -99,8 +99,9 @@ func Run(ctx context.Context, o Options) (int, error) {
 	if leaf != nil {
 		job.CgroupDirs = leaf.Dirs()
 	}
-	if err := job.start(); err != nil {
-		return 0, err
+	job.startAsync()
+	if leaf != nil {
+		go sweepStaleLeaves(leaf.Dirs())
 	}
 
 	tty := term.IsTerminal(int(o.Stdin.Fd())) && term.IsTerminal(int(o.Stdout.Fd()))
@@ -111,7 +112,7 @@ func Run(ctx context.Context, o Options) (int, error) {
 		}
 	}
 
-	return launch(ctx, o, &plan, leaf)
+	return launch(ctx, o, &plan, leaf, &job)
 }
 
 // preflight refuses to start when a wall that is required cannot be raised
@@ -276,22 +277,28 @@ func makeLeaf(p policy.Policy, plan *Plan, o Options) (*cgroup.Leaf, error) {
 		return nil, internal("cgroup limits were asked for but cannot be enforced: %v; pass --allow-degraded cgroup to fall back to rlimits", err)
 	}
 	if explicit {
-		o.Warn("cgroup: %v; limits fall back to rlimits because --allow-degraded cgroup was given (no CPU limit, memory as address space)", err)
+		o.Warn("cgroup: %v; limits fall back to rlimits because --allow-degraded cgroup was given (no CPU limit, memory as the data size of each process)", err)
 	} else {
 		o.Log("no cgroup leaf (%v); pids limited by RLIMIT_NPROC", err)
 	}
 	if l.Pids != 0 {
+		// Like the cgroup's pids.max, it counts init's own threads too.
 		plan.Rlimits = append(plan.Rlimits, Rlimit{Resource: unix.RLIMIT_NPROC, Cur: uint64(l.Pids), Max: uint64(l.Pids)})
 	}
 	if l.MemoryBytes != 0 {
-		plan.Rlimits = append(plan.Rlimits, Rlimit{Resource: unix.RLIMIT_AS, Cur: uint64(l.MemoryBytes), Max: uint64(l.MemoryBytes)})
+		// RLIMIT_DATA, not RLIMIT_AS: init, a Go program, holds it too,
+		// and the Go runtime reserves far more address space than it
+		// uses (under an RLIMIT_AS of 256M it cannot start a thread, or
+		// start at all), as do JVMs and V8. The data size counts the
+		// memory written to, heap and private mappings.
+		plan.Rlimits = append(plan.Rlimits, Rlimit{Resource: unix.RLIMIT_DATA, Cur: uint64(l.MemoryBytes), Max: uint64(l.MemoryBytes)})
 	}
 	return nil, nil
 }
 
 // launch starts init in its namespaces, hands it the plan, relays the
 // terminal and signals, and returns the command's status.
-func launch(ctx context.Context, o Options, plan *Plan, leaf *cgroup.Leaf) (int, error) {
+func launch(ctx context.Context, o Options, plan *Plan, leaf *cgroup.Leaf, job *cleanupJob) (int, error) {
 	planR, planW, err := os.Pipe()
 	if err != nil {
 		return 0, internal("creating the plan pipe: %w", err)
@@ -337,6 +344,12 @@ func launch(ctx context.Context, o Options, plan *Plan, leaf *cgroup.Leaf) (int,
 		ExtraFiles:  []*os.File{planR, syncThere}, // fds 3 and 4
 		SysProcAttr: attr,
 	}
+	// Caught from before the command can run, so that none sent once it
+	// runs kills the supervisor (the Go default) instead of reaching it;
+	// they wait in the channel until the command has started.
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH, unix.SIGCONT)
+	defer signal.Stop(sigs)
 	if err := initCmd.Start(); err != nil {
 		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EACCES) {
 			return 0, internal("creating the sandbox's namespaces: %w (user namespaces may be disabled: see `cordon doctor`)", err)
@@ -363,6 +376,9 @@ func launch(ctx context.Context, o Options, plan *Plan, leaf *cgroup.Leaf) (int,
 		return 0, internal("handing the plan to init: %w", initExit(initCmd, &waited, err))
 	}
 	planW.Close()
+	// The cleanup helper has been starting since the job was made; it
+	// stands long before init, busy with the mounts, starts the command.
+	job.ready()
 
 	var master *os.File
 	for started := false; !started; {
@@ -394,10 +410,6 @@ func launch(ctx context.Context, o Options, plan *Plan, leaf *cgroup.Leaf) (int,
 		}
 		defer relay.stop()
 	}
-
-	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH, unix.SIGCONT)
-	defer signal.Stop(sigs)
 
 	var timeout <-chan time.Time
 	if t := o.Policy.Limits.Timeout; t > 0 {
