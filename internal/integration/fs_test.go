@@ -248,3 +248,51 @@ func TestMaskedPathCreatedDuringRun(t *testing.T) {
 		}
 	})
 }
+
+// Runs in the same workspace share the placeholders: one that ends does
+// not lift the protection of one still running, and the last one removes
+// them.
+func TestConcurrentRunsShareProtection(t *testing.T) {
+	forEachUser(t, func(t *testing.T, b *box) {
+		long := b.u.Command(cordonBin, "run", "--", "sh", "-c",
+			`echo ready; while [ ! -e go ]; do sleep 0.05; done; echo x > .envrc && echo CREATED; mkdir -p .vscode/x && echo CREATED`)
+		long.Dir = b.ws
+		long.Env = b.env
+		stdout, err := long.StdoutPipe()
+		must(t, err)
+		var stderr strings.Builder
+		long.Stderr = &stderr
+		must(t, long.Start())
+		buf := make([]byte, 6)
+		if _, err := io.ReadFull(stdout, buf); err != nil {
+			long.Process.Kill()
+			long.Wait()
+			t.Fatalf("the long run did not start: %v %s", err, stderr.String())
+		}
+		// Short runs start and end while the long one goes on.
+		done := make(chan result, 8)
+		for i := 0; i < cap(done); i++ {
+			go func() { done <- b.sh("test -d .envrc") }()
+		}
+		for i := 0; i < cap(done); i++ {
+			if r := <-done; r.code != 0 {
+				t.Errorf("a short run failed:\n%s", r)
+			}
+		}
+		must(t, os.WriteFile(filepath.Join(b.ws, "go"), nil, 0o644))
+		rest, _ := io.ReadAll(stdout)
+		// It fails (its writes are refused); only how matters.
+		long.Wait()
+		if !strings.Contains(stderr.String(), "cannot create .envrc") {
+			t.Errorf("the long run should have been refused .envrc:\n%s", stderr.String())
+		}
+		if strings.Contains(string(rest), "CREATED") {
+			t.Errorf("a protected path was created after another run ended:\n%s", rest)
+		}
+		for _, name := range listDir(t, b.ws) {
+			if name != "README" && name != "go" {
+				t.Errorf("%s left in the workspace after the runs", name)
+			}
+		}
+	})
+}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -22,9 +23,11 @@ import (
 // cleanup helper.
 const CleanupArg0 = "cordon-cleanup"
 
-// placeholderXattr marks a placeholder, so that another run that finds it
-// shares it instead of taking it for the user's own directory.
-const placeholderXattr = "user.cordon.placeholder"
+// placeholderMode marks a placeholder: an empty directory with the sticky
+// bit and r-x for all, which no one makes by hand. Another run that finds
+// one shares it instead of taking it for the user's own directory. (A mode
+// rather than an xattr: every filesystem keeps a mode.)
+const placeholderMode = os.ModeDir | os.ModeSticky | 0o555
 
 // cleanupJob is what a run leaves on the host and must undo: placeholders
 // in writable trees, the directories made to hold them, a cgroup leaf.
@@ -36,6 +39,10 @@ type cleanupJob struct {
 	Placeholders []placeholder `json:"placeholders,omitempty"`
 	Dirs         []string      `json:"dirs,omitempty"` // made for placeholders, parents first
 	CgroupDirs   []string      `json:"cgroup_dirs,omitempty"`
+	// Roots are the writable trees that may hold placeholders. Runs lock
+	// them (flock, exclusive) while they make, join or remove placeholders,
+	// so that no run joins one that another is removing.
+	Roots []string `json:"roots,omitempty"`
 
 	locks   []*os.File // shared flocks on placeholders while the run lives
 	helper  *exec.Cmd
@@ -71,38 +78,70 @@ func (j *cleanupJob) mkdirs(dir string) error {
 	return nil
 }
 
-// placeholder holds the place of a missing path with an empty directory,
-// or joins the placeholder another run left there. Every run that uses a
-// placeholder holds a shared lock on it; the last one removes it.
-func (j *cleanupJob) placeholder(path string, _ bool) error {
-	err := os.Mkdir(path, 0o755)
-	if errors.Is(err, os.ErrExist) {
-		if !isPlaceholder(path) {
-			return nil // the user's own: bound read-only like any other
+// lockRoots takes the exclusive lock of every root, in order (so two runs
+// cannot deadlock), and returns what releases them.
+func lockRoots(roots []string) (func(), error) {
+	sorted := append([]string(nil), roots...)
+	sort.Strings(sorted)
+	var held []*os.File
+	release := func() {
+		for _, f := range held {
+			f.Close()
 		}
-	} else if err != nil {
-		return internal("making a placeholder at %s: %w", path, err)
-	} else {
-		// Best effort: without xattrs a concurrent run would take it
-		// for the user's directory and not share it.
-		unix.Setxattr(path, placeholderXattr, []byte("1"), 0)
+	}
+	for _, r := range sorted {
+		f, err := os.Open(r)
+		if err != nil {
+			release()
+			return nil, fmt.Errorf("opening %s to lock it: %w", r, err)
+		}
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+			f.Close()
+			release()
+			return nil, fmt.Errorf("locking %s: %w", r, err)
+		}
+		held = append(held, f)
+	}
+	return release, nil
+}
+
+// claim holds the place of path for the run: it makes a placeholder there
+// when path is missing, or joins the placeholder another run made. It
+// reports false, and does nothing, when path is the user's own. Every run
+// that uses a placeholder holds a shared lock on it; the last one removes
+// it. The caller holds the roots' locks.
+func (j *cleanupJob) claim(path string) (bool, error) {
+	st, err := os.Lstat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if err := os.Mkdir(path, 0o700); err != nil {
+			return false, internal("making a placeholder at %s: %w", path, err)
+		}
+		if err := os.Chmod(path, placeholderMode); err != nil {
+			unix.Rmdir(path)
+			return false, internal("marking the placeholder at %s: %w", path, err)
+		}
+	case err != nil:
+		return false, internal("inspecting %s: %w", path, err)
+	case st.Mode() != placeholderMode:
+		return false, nil
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return internal("opening placeholder %s: %w", path, err)
+		return false, internal("opening placeholder %s: %w", path, err)
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH); err != nil {
 		f.Close()
-		return internal("locking placeholder %s: %w", path, err)
+		return false, internal("locking placeholder %s: %w", path, err)
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+	var fst unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &fst); err != nil {
 		f.Close()
-		return internal("inspecting placeholder %s: %w", path, err)
+		return false, internal("inspecting placeholder %s: %w", path, err)
 	}
 	j.locks = append(j.locks, f)
-	j.Placeholders = append(j.Placeholders, placeholder{Path: path, Dev: st.Dev, Ino: st.Ino})
-	return nil
+	j.Placeholders = append(j.Placeholders, placeholder{Path: path, Dev: fst.Dev, Ino: fst.Ino})
+	return true, nil
 }
 
 // sweepStaleLeaves removes the cgroup leaves that runs killed before their
@@ -127,19 +166,13 @@ func sweepStaleLeaves(dirs []string) {
 	}
 }
 
-func isPlaceholder(path string) bool {
-	buf := make([]byte, 8)
-	n, err := unix.Lgetxattr(path, placeholderXattr, buf)
-	return err == nil && n > 0
-}
-
 // startAsync launches the helper that undoes the job if the supervisor
 // dies, in the background: it starts while init builds the sandbox, off the
 // critical path. ready waits for it; the supervisor calls that before it
 // lets the command run, so that from then on a SIGKILL of the supervisor
 // is always undone. A supervisor killed earlier leaves its placeholders and
 // cgroup leaf to the next run, which takes them over (placeholders carry an
-// xattr) or sweeps them (sweepStaleLeaves).
+// mode) or sweeps them (sweepStaleLeaves).
 func (j *cleanupJob) startAsync() {
 	if j.empty() {
 		return
@@ -210,6 +243,13 @@ func (j *cleanupJob) finish(log func(string, ...any)) {
 // undo removes what the job made, where it is still what the job made.
 func (j *cleanupJob) undo() error {
 	var errs []error
+	if len(j.Placeholders) > 0 {
+		release, err := lockRoots(j.Roots)
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
 	if len(j.CgroupDirs) > 0 {
 		if err := cgroup.RemoveDirs(j.CgroupDirs); err != nil {
 			errs = append(errs, err)

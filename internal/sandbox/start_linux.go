@@ -142,27 +142,33 @@ func planFilesystem(plan *Plan, p policy.Policy, job *cleanupJob) error {
 		}
 		return false
 	}
+	// Placeholders are made, joined and removed under the roots' locks.
+	job.Roots = writable
+	release, err := lockRoots(writable)
+	if err != nil {
+		return internal("%w", err)
+	}
+	defer release()
+
 	pinned := map[string]bool{}
 	for _, rel := range p.Pinned {
 		path := filepath.Join(p.Workspace, rel)
+		// Missing (or another run's placeholder): protected whole, so a
+		// repository's control files cannot be made inside.
+		held, err := job.claim(path)
+		if err != nil {
+			return err
+		}
 		st, err := os.Lstat(path)
 		switch {
-		case errors.Is(err, os.ErrNotExist):
-			// Protected whole: a repository's control files cannot
-			// be made inside.
-			if err := job.placeholder(path, true); err != nil {
-				return err
-			}
-			plan.Protect = append(plan.Protect, path)
-			pinned[rel] = true
 		case err != nil:
 			return internal("inspecting %s: %w", path, err)
-		case st.IsDir():
-			plan.Pin = append(plan.Pin, path)
-		default:
+		case held || !st.IsDir():
 			// A .git file (worktree, submodule) is protected as is.
 			plan.Protect = append(plan.Protect, path)
 			pinned[rel] = true
+		default:
+			plan.Pin = append(plan.Pin, path)
 		}
 	}
 	for _, e := range p.Protected {
@@ -170,27 +176,28 @@ func planFilesystem(plan *Plan, p policy.Policy, job *cleanupJob) error {
 			continue // its pinned parent is read-only already
 		}
 		path := filepath.Join(p.Workspace, e.Path)
-		st, err := os.Lstat(path)
-		switch {
-		case errors.Is(err, os.ErrNotExist):
-			parent := filepath.Dir(path)
-			if _, err := os.Stat(parent); err != nil {
-				// .git/hooks without .git is covered above; any
-				// other missing parent is made for the run.
-				if err := job.mkdirs(parent); err != nil {
-					return err
-				}
-			}
-			// Placeholders are directories even for files: an empty
-			// directory is invisible to git, so neither `git status`
-			// nor `git add -A` inside picks it up.
-			if err := job.placeholder(path, true); err != nil {
+		if parent := filepath.Dir(path); !exists(parent) {
+			// .git/hooks without .git is covered above; any other
+			// missing parent is made for the run.
+			if err := job.mkdirs(parent); err != nil {
 				return err
 			}
-		case err != nil:
-			return internal("inspecting %s: %w", path, err)
-		case st.Mode()&os.ModeSymlink != 0:
-			return internal("protected path %s is a symbolic link, which Cordon cannot hold read-only (the sandbox could replace the link); make it a regular file or directory", path)
+		}
+		// Placeholders are directories even for files: an empty
+		// directory is invisible to git, so neither `git status` nor
+		// `git add -A` inside picks it up.
+		held, err := job.claim(path)
+		if err != nil {
+			return err
+		}
+		if !held {
+			st, err := os.Lstat(path)
+			if err != nil {
+				return internal("inspecting %s: %w", path, err)
+			}
+			if st.Mode()&os.ModeSymlink != 0 {
+				return internal("protected path %s is a symbolic link, which Cordon cannot hold read-only (the sandbox could replace the link); make it a regular file or directory", path)
+			}
 		}
 		plan.Protect = append(plan.Protect, path)
 	}
@@ -205,21 +212,21 @@ func planFilesystem(plan *Plan, p policy.Policy, job *cleanupJob) error {
 		if covers || within(m.Path, "/tmp") || within(m.Path, "/dev") || within(m.Path, "/proc") || within(m.Path, "/sys") {
 			continue
 		}
-		if _, err := os.Stat(m.Path); errors.Is(err, os.ErrNotExist) {
-			if inWritable(m.Path) {
-				// Missing and creatable from inside: hold its place.
+		if inWritable(m.Path) {
+			// Missing and creatable from inside: hold its place.
+			if !exists(filepath.Dir(m.Path)) {
 				if err := job.mkdirs(filepath.Dir(m.Path)); err != nil {
 					return err
 				}
-				if err := job.placeholder(m.Path, m.Kind == policy.Dir); err != nil {
-					return err
-				}
-			} else {
-				// Missing and out of reach from inside: keep it
-				// missing, whatever the host does during the run.
-				shadow(shadows, m, p.Masks)
-				continue
 			}
+			if _, err := job.claim(m.Path); err != nil {
+				return err
+			}
+		} else if !exists(m.Path) {
+			// Missing and out of reach from inside: keep it missing,
+			// whatever the host does during the run.
+			shadow(shadows, m, p.Masks)
+			continue
 		}
 		plan.Masks = append(plan.Masks, Mask{Path: m.Path, File: m.Kind == policy.File})
 	}
@@ -233,6 +240,11 @@ func planFilesystem(plan *Plan, p policy.Policy, job *cleanupJob) error {
 	}
 	sort.Slice(plan.Shadows, func(i, j int) bool { return plan.Shadows[i].Dir < plan.Shadows[j].Dir })
 	return nil
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
 }
 
 // shadow plans to keep the missing masked path m missing: a whiteout for
