@@ -171,8 +171,8 @@ func sweepStaleLeaves(dirs []string) {
 // critical path. ready waits for it; the supervisor calls that before it
 // lets the command run, so that from then on a SIGKILL of the supervisor
 // is always undone. A supervisor killed earlier leaves its placeholders and
-// cgroup leaf to the next run, which takes them over (placeholders carry an
-// mode) or sweeps them (sweepStaleLeaves).
+// cgroup leaf to the next run, which takes them over (placeholders carry
+// their mark) or sweeps them (sweepStaleLeaves).
 func (j *cleanupJob) startAsync() {
 	if j.empty() {
 		return
