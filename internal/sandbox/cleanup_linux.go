@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -45,7 +44,7 @@ type cleanupJob struct {
 	Roots []string `json:"roots,omitempty"`
 
 	locks   []*os.File // shared flocks on placeholders while the run lives
-	helper  *exec.Cmd
+	helper  int        // pid of the cleanup helper, 0 if none
 	pipe    *os.File
 	started chan struct{} // closed once the helper is started or not
 }
@@ -199,44 +198,60 @@ func (j *cleanupJob) start() {
 		return
 	}
 	defer r.Close()
-	cmd := &exec.Cmd{
-		Path:        "/proc/self/exe",
-		Args:        []string{CleanupArg0},
-		Env:         []string{},
-		Stdin:       r,
-		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		w.Close()
+		return
 	}
+	defer null.Close()
+	stderr := null.Fd()
 	if term.IsTerminal(int(os.Stderr.Fd())) {
-		cmd.Stderr = os.Stderr
+		stderr = os.Stderr.Fd()
 	}
-	if err := cmd.Start(); err != nil {
+	// syscall.ForkExec, not exec.Cmd: see launch.
+	pid, err := syscall.ForkExec("/proc/self/exe", []string{CleanupArg0}, &syscall.ProcAttr{
+		Env:   []string{},
+		Files: []uintptr{r.Fd(), null.Fd(), stderr},
+		Sys:   &syscall.SysProcAttr{Setsid: true},
+	})
+	if err != nil {
 		w.Close()
 		return
 	}
 	if err := json.NewEncoder(w).Encode(j); err != nil {
 		w.Close()
-		cmd.Process.Kill()
-		cmd.Wait()
+		unix.Kill(pid, unix.SIGKILL)
+		unix.Wait4(pid, nil, 0, nil)
 		return
 	}
-	j.helper, j.pipe = cmd, w
+	j.helper, j.pipe = pid, w
 }
 
-// finish undoes the job now, and lets the helper go.
+// finish undoes the job, and lets the helper go. The placeholders are
+// removed before it returns (a user may look at the workspace as soon as
+// cordon exits); the cgroup leaf, which takes milliseconds to remove and
+// which nobody looks at, is left to the helper when there is one.
 func (j *cleanupJob) finish(log func(string, ...any)) {
 	j.ready()
 	for _, f := range j.locks {
 		f.Close()
 	}
 	j.locks = nil
+	if j.helper != 0 {
+		cgroups := j.CgroupDirs
+		j.CgroupDirs = nil
+		err := j.undo()
+		j.CgroupDirs = cgroups
+		if err != nil {
+			log("cleanup: %v", err)
+		}
+		fmt.Fprintln(j.pipe, "cgroup")
+		j.pipe.Close()
+		go unix.Wait4(j.helper, nil, 0, nil)
+		return
+	}
 	if err := j.undo(); err != nil {
 		log("cleanup: %v", err)
-	}
-	if j.helper != nil {
-		// "done": the helper exits by itself; no need to wait for it.
-		fmt.Fprintln(j.pipe, "done")
-		j.pipe.Close()
-		go j.helper.Wait()
 	}
 }
 
@@ -292,17 +307,22 @@ func removePlaceholder(p placeholder) error {
 }
 
 // Cleanup is the body of the cleanup helper. It reads the job, then waits:
-// "done" from the supervisor means it has undone the job itself; the end
-// of the pipe without "done" means it died, and the helper undoes the job.
+// "cgroup" from the supervisor means it has undone the rest of the job and
+// leaves the cgroup leaf to the helper; the end of the pipe without a word
+// means it died, and the helper undoes the whole job.
 func Cleanup() {
-	// Blocks until the supervisor closes its end, by "done" or by dying.
+	// Blocks until the supervisor closes its end, by a word or by dying.
 	data, _ := io.ReadAll(os.Stdin)
 	job, rest, _ := strings.Cut(string(data), "\n")
 	var j cleanupJob
 	if err := json.Unmarshal([]byte(job), &j); err != nil {
 		os.Exit(2)
 	}
-	if strings.TrimSpace(rest) == "done" {
+	if strings.TrimSpace(rest) == "cgroup" {
+		if err := cgroup.RemoveDirs(j.CgroupDirs); err != nil {
+			fmt.Fprintf(os.Stderr, "cordon: removing the cgroup of a finished run: %v\n", err)
+			os.Exit(1)
+		}
 		return
 	}
 	// The supervisor is gone, and with it init (Pdeathsig): give the

@@ -101,10 +101,13 @@ func Init() {
 	// by domain: a signal from another thread of init than the one that
 	// forked the command is refused (EPERM). The command is started and
 	// signalled from the locked main thread.
-	proc, err := os.StartProcess(path, plan.Argv, &os.ProcAttr{
+	// syscall.ForkExec, not os.StartProcess: the latter forks a throwaway
+	// child first, once per process, to check pidfd support, which costs a
+	// run a whole fork of init; init reaps with wait4 and needs no pidfd.
+	pid, err := syscall.ForkExec(path, plan.Argv, &syscall.ProcAttr{
 		Dir:   plan.Cwd,
 		Env:   plan.Env,
-		Files: stdio,
+		Files: []uintptr{stdio[0].Fd(), stdio[1].Fd(), stdio[2].Fd()},
 		Sys: &syscall.SysProcAttr{
 			// A new session: the command cannot reach the caller's
 			// terminal as its controlling terminal.
@@ -125,16 +128,16 @@ func Init() {
 	if plan.TTY {
 		stdio[0].Close()
 	}
-	sendMessage(syncSock, message{Kind: "started", Pid: proc.Pid}, -1)
+	sendMessage(syncSock, message{Kind: "started", Pid: pid}, -1)
 	syncSock.Close()
 
-	go func() { os.Exit(reap(proc.Pid)) }()
+	go func() { os.Exit(reap(pid)) }()
 	for s := range sigs {
 		sig := s.(syscall.Signal)
 		if sig == unix.SIGCHLD || sig == unix.SIGURG || sig == unix.SIGPIPE {
 			continue // ours: child exits, Go preemption, a closed pipe
 		}
-		unix.Kill(proc.Pid, sig)
+		unix.Kill(pid, sig)
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"sort"
@@ -346,23 +345,21 @@ func launch(ctx context.Context, o Options, plan *Plan, leaf *cgroup.Leaf, job *
 		// these to build the sandbox, and drops them before the command.
 		attr.AmbientCaps = []uintptr{unix.CAP_SYS_ADMIN, unix.CAP_NET_ADMIN, unix.CAP_SETPCAP}
 	}
-	initCmd := &exec.Cmd{
-		Path:        "/proc/self/exe",
-		Args:        []string{InitArg0},
-		Env:         []string{},
-		Stdin:       o.Stdin,
-		Stdout:      o.Stdout,
-		Stderr:      o.Stderr,
-		ExtraFiles:  []*os.File{planR, syncThere}, // fds 3 and 4
-		SysProcAttr: attr,
-	}
 	// Caught from before the command can run, so that none sent once it
 	// runs kills the supervisor (the Go default) instead of reaching it;
 	// they wait in the channel until the command has started.
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH, unix.SIGCONT)
 	defer signal.Stop(sigs)
-	if err := initCmd.Start(); err != nil {
+	// syscall.ForkExec, not exec.Cmd: os.StartProcess forks a throwaway
+	// child once per process to check pidfd support.
+	initPid, err := syscall.ForkExec("/proc/self/exe", []string{InitArg0}, &syscall.ProcAttr{
+		Env: []string{},
+		// stdio, then the plan (fd 3) and the sync socket (fd 4).
+		Files: []uintptr{o.Stdin.Fd(), o.Stdout.Fd(), o.Stderr.Fd(), planR.Fd(), syncThere.Fd()},
+		Sys:   attr,
+	})
+	if err != nil {
 		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EACCES) {
 			return 0, internal("creating the sandbox's namespaces: %w (user namespaces may be disabled: see `cordon doctor`)", err)
 		}
@@ -370,12 +367,11 @@ func launch(ctx context.Context, o Options, plan *Plan, leaf *cgroup.Leaf, job *
 	}
 	planR.Close()
 	syncThere.Close()
-	initPid := initCmd.Process.Pid
-	waited := false
+	init := waitFor(initPid)
 	defer func() {
-		if !waited {
+		if !init.exited() {
 			unix.Kill(initPid, unix.SIGKILL)
-			initCmd.Wait()
+			init.wait()
 		}
 	}()
 
@@ -385,7 +381,7 @@ func launch(ctx context.Context, o Options, plan *Plan, leaf *cgroup.Leaf, job *
 		}
 	}
 	if err := json.NewEncoder(planW).Encode(plan); err != nil {
-		return 0, internal("handing the plan to init: %w", initExit(initCmd, &waited, err))
+		return 0, internal("handing the plan to init: %w", init.failed(err))
 	}
 	planW.Close()
 	// The cleanup helper has been starting since the job was made; it
@@ -396,7 +392,7 @@ func launch(ctx context.Context, o Options, plan *Plan, leaf *cgroup.Leaf, job *
 	for started := false; !started; {
 		m, fd, err := readMessage(syncHere)
 		if err != nil {
-			return 0, internal("the sandbox's init died before starting the command: %w", initExit(initCmd, &waited, err))
+			return 0, internal("the sandbox's init died before starting the command: %w", init.failed(err))
 		}
 		switch m.Kind {
 		case "tty":
@@ -404,7 +400,7 @@ func launch(ctx context.Context, o Options, plan *Plan, leaf *cgroup.Leaf, job *
 		case "warn":
 			o.Warn("%s", m.Text)
 		case "error":
-			initExit(initCmd, &waited, nil)
+			init.wait()
 			if m.Code == ExitInternal {
 				return 0, &Error{Code: m.Code, Err: fmt.Errorf("starting the sandbox: %s", m.Text)}
 			}
@@ -429,8 +425,6 @@ func launch(ctx context.Context, o Options, plan *Plan, leaf *cgroup.Leaf, job *
 		defer timer.Stop()
 		timeout = timer.C
 	}
-	done := make(chan error, 1)
-	go func() { done <- initCmd.Wait() }()
 	timedOut := false
 	for {
 		select {
@@ -449,8 +443,8 @@ func launch(ctx context.Context, o Options, plan *Plan, leaf *cgroup.Leaf, job *
 			timeout = nil
 		case <-ctx.Done():
 			unix.Kill(initPid, unix.SIGKILL)
-		case err := <-done:
-			waited = true
+		case ws := <-init.done:
+			init.status = &ws
 			if relay != nil {
 				relay.drain()
 			}
@@ -460,41 +454,74 @@ func launch(ctx context.Context, o Options, plan *Plan, leaf *cgroup.Leaf, job *
 			if leaf != nil && leaf.OOMKilled() {
 				o.Warn("the memory limit was reached; the kernel killed a process in the sandbox")
 			}
-			return statusOf(err), nil
+			return statusOf(ws), nil
 		}
 	}
+}
+
+// proc is a child the supervisor waits for with wait4.
+type proc struct {
+	pid    int
+	done   chan unix.WaitStatus
+	status *unix.WaitStatus // set once received from done
+}
+
+func waitFor(pid int) *proc {
+	p := &proc{pid: pid, done: make(chan unix.WaitStatus, 1)}
+	go func() {
+		var ws unix.WaitStatus
+		for {
+			_, err := unix.Wait4(pid, &ws, 0, nil)
+			if !errors.Is(err, unix.EINTR) {
+				break
+			}
+		}
+		p.done <- ws
+	}()
+	return p
+}
+
+func (p *proc) exited() bool {
+	if p.status != nil {
+		return true
+	}
+	select {
+	case ws := <-p.done:
+		p.status = &ws
+		return true
+	default:
+		return false
+	}
+}
+
+// wait waits for the child to end, once, and returns how it did.
+func (p *proc) wait() unix.WaitStatus {
+	if !p.exited() {
+		ws := <-p.done
+		p.status = &ws
+	}
+	return *p.status
+}
+
+// failed waits for an init that failed early and says how it ended.
+func (p *proc) failed(cause error) error {
+	p.wait()
+	how := fmt.Sprintf("init exited with status %d", statusOf(*p.status))
+	if cause == nil || errors.Is(cause, io.EOF) {
+		return errors.New(how)
+	}
+	return fmt.Errorf("%w (%s)", cause, how)
 }
 
 // statusOf turns init's end into `cordon run`'s exit status.
-func statusOf(err error) int {
-	if err == nil {
-		return 0
-	}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		ws := ee.Sys().(syscall.WaitStatus)
-		if ws.Signaled() {
-			return 128 + int(ws.Signal())
-		}
+func statusOf(ws unix.WaitStatus) int {
+	switch {
+	case ws.Exited():
 		return ws.ExitStatus()
+	case ws.Signaled():
+		return 128 + int(ws.Signal())
 	}
 	return ExitInternal
-}
-
-// initExit waits for an init that failed early and adds how it ended.
-func initExit(c *exec.Cmd, waited *bool, cause error) error {
-	err := c.Wait()
-	*waited = true
-	if cause == nil || errors.Is(cause, io.EOF) {
-		if err == nil {
-			return errors.New("init exited")
-		}
-		return fmt.Errorf("init: %w", err)
-	}
-	if err != nil {
-		return fmt.Errorf("%w (init: %v)", cause, err)
-	}
-	return cause
 }
 
 // readMessage reads one packet from init, with the fd it carries (-1).
