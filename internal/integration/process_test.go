@@ -447,3 +447,28 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// Descriptors the caller of cordon left open (without close-on-exec) do
+// not reach the command: one open for writing on a file outside the
+// workspace would be a way through every wall.
+func TestInheritedDescriptorsClosed(t *testing.T) {
+	forEachUser(t, func(t *testing.T, b *box) {
+		outside := filepath.Join(b.base, "outside-fd")
+		must(t, os.WriteFile(outside, []byte("host\n"), 0o666))
+		f, err := os.OpenFile(outside, os.O_WRONLY|os.O_APPEND, 0)
+		must(t, err)
+		defer f.Close()
+		cmd := b.u.Command(cordonBin, "run", "--", "sh", "-c", `ls /proc/$$/fd | tr '\n' ' '; echo evil >&7`)
+		cmd.Dir = b.ws
+		cmd.Env = b.env
+		// fds 3 to 8 in cordon: the high ones are none of its own.
+		cmd.ExtraFiles = []*os.File{f, f, f, f, f, f}
+		out, _ := cmd.Output()
+		if got := strings.TrimSpace(string(out)); got != "0 1 2" {
+			t.Errorf("descriptors inside = %q, want 0 1 2", got)
+		}
+		if got := readFile(t, outside); got != "host\n" {
+			t.Errorf("the file outside was written through an inherited descriptor: %q", got)
+		}
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -91,6 +92,13 @@ func Init() {
 		sendMessage(syncSock, message{Kind: "warn", Text: w}, -1)
 	}
 
+	// Nothing but stdio passes to the command: not init's own files, and
+	// not whatever the caller of cordon left open without close-on-exec
+	// (a descriptor of a file outside the sandbox would be a way out).
+	if err := unix.CloseRange(3, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		fail(ExitInternal, fmt.Errorf("closing inherited descriptors: %w", err))
+	}
+
 	// Catch signals before the command exists, so none is lost between
 	// start and forwarding.
 	sigs := make(chan os.Signal, 32)
@@ -101,6 +109,7 @@ func Init() {
 	// by domain: a signal from another thread of init than the one that
 	// forked the command is refused (EPERM). The command is started and
 	// signalled from the locked main thread.
+	//
 	// syscall.ForkExec, not os.StartProcess: the latter forks a throwaway
 	// child first, once per process, to check pidfd support, which costs a
 	// run a whole fork of init; init reaps with wait4 and needs no pidfd.
