@@ -174,14 +174,8 @@ func (b *box) cordon(stdin io.Reader, extraEnv []string, args ...string) result 
 	if err := cmd.Start(); err != nil {
 		b.t.Fatalf("starting cordon: %v", err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	var err error
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		cmd.Process.Kill()
-		<-done
+	inTime, err := waitBounded(ctx, cmd)
+	if !inTime {
 		b.t.Fatalf("cordon %v did not finish in time\nstdout: %s\nstderr: %s", args, out.String(), errb.String())
 	}
 	code := 0
@@ -191,6 +185,20 @@ func (b *box) cordon(stdin io.Reader, extraEnv []string, args ...string) result 
 		b.t.Fatalf("running cordon: %v", err)
 	}
 	return result{out.String(), errb.String(), code}
+}
+
+// waitBounded waits for a started cmd until ctx ends; then it kills it by
+// pid, reaps it, and reports false with how it ended.
+func waitBounded(ctx context.Context, cmd *exec.Cmd) (bool, error) {
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return true, err
+	case <-ctx.Done():
+		cmd.Process.Kill()
+		return false, <-done
+	}
 }
 
 // run runs `cordon run [flags] -- argv...`.

@@ -14,13 +14,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
+
+	"github.com/cordon-sandbox/cordon/internal/cordontest"
 )
 
 // The sandbox reaches no host listener: not TCP on the host's loopback or
@@ -30,26 +31,26 @@ func TestNetworkWall(t *testing.T) {
 	forEachUser(t, func(t *testing.T, b *box) {
 		// TCP on the host's loopback. Each listener first takes a
 		// connection from the host itself, which proves it works.
-		tcpL := listen(t, "tcp4", "127.0.0.1:0")
-		tcp := serve(t, tcpL)
-		tcp.knock(t, "C")
-		r := b.probe(nil, "connect-tcp", tcp.addr)
+		tcpL := cordontest.Listen(t, "tcp4", "127.0.0.1:0")
+		tcp := cordontest.Serve(t, tcpL)
+		tcp.Knock(t, "C")
+		r := b.probe(nil, "connect-tcp", tcp.Addr)
 		if !strings.HasPrefix(r.stdout, "err ") {
-			t.Errorf("connect-tcp %s = %q, want err\n%s", tcp.addr, r.stdout, r)
+			t.Errorf("connect-tcp %s = %q, want err\n%s", tcp.Addr, r.stdout, r)
 		}
-		if got := tcp.knock(t, "S"); !slices.Equal(got, []string{"C", "S"}) {
+		if got := tcp.Knock(t, "S"); !slices.Equal(got, []string{"C", "S"}) {
 			t.Errorf("the host's TCP listener accepted %q, want only the host's own [C S]", got)
 		}
 
 		// TCP on an address of the host that is not loopback, if any.
 		if ip := hostAddr(); ip != "" {
-			ext := serve(t, listen(t, "tcp4", net.JoinHostPort(ip, "0")))
-			ext.knock(t, "C")
-			r = b.probe(nil, "connect-tcp", ext.addr)
+			ext := cordontest.Serve(t, cordontest.Listen(t, "tcp4", net.JoinHostPort(ip, "0")))
+			ext.Knock(t, "C")
+			r = b.probe(nil, "connect-tcp", ext.Addr)
 			if !strings.HasPrefix(r.stdout, "err ") {
-				t.Errorf("connect-tcp %s = %q, want err\n%s", ext.addr, r.stdout, r)
+				t.Errorf("connect-tcp %s = %q, want err\n%s", ext.Addr, r.stdout, r)
 			}
-			if got := ext.knock(t, "S"); !slices.Equal(got, []string{"C", "S"}) {
+			if got := ext.Knock(t, "S"); !slices.Equal(got, []string{"C", "S"}) {
 				t.Errorf("the host's TCP listener on %s accepted %q, want only the host's own [C S]", ip, got)
 			}
 		}
@@ -121,25 +122,25 @@ func TestHostSocketWall(t *testing.T) {
 	forEachUser(t, func(t *testing.T, b *box) {
 		// An ssh-agent stand-in, connectable by the user on the host.
 		agentPath := filepath.Join(b.xdg, "agent.sock")
-		agent := serve(t, listen(t, "unix", agentPath))
+		agent := cordontest.Serve(t, cordontest.Listen(t, "unix", agentPath))
 		b.u.Chown(t, agentPath)
 		must(t, os.Chmod(agentPath, 0o600))
 		if r := b.hostProbe("connect-unix", agentPath); !strings.HasPrefix(r.stdout, "ok ") {
 			t.Fatalf("on the host, connect-unix %s = %q, want ok\n%s", agentPath, r.stdout, r)
 		}
-		agent.knock(t, "C")
+		agent.Knock(t, "C")
 		r := b.probe(nil, "connect-unix", agentPath)
 		if !strings.HasPrefix(r.stdout, "err ") {
 			t.Errorf("connect-unix %s = %q, want err\n%s", agentPath, r.stdout, r)
 		}
 		// [ "" ] is the host probe's connection, which sent nothing.
-		if got := agent.knock(t, "S"); !slices.Equal(got, []string{"", "C", "S"}) {
+		if got := agent.Knock(t, "S"); !slices.Equal(got, []string{"", "C", "S"}) {
 			t.Errorf("the agent socket accepted %q, want only the host's own [\"\" C S]", got)
 		}
 
 		// An abstract socket of the host.
 		name := "cordon-test-" + randText()
-		abs := serve(t, listen(t, "unix", "@"+name))
+		abs := cordontest.Serve(t, cordontest.Listen(t, "unix", "@"+name))
 		if r := b.hostProbe("connect-abstract", name); !strings.HasPrefix(r.stdout, "ok ") {
 			t.Fatalf("on the host, connect-abstract %s = %q, want ok\n%s", name, r.stdout, r)
 		}
@@ -147,7 +148,7 @@ func TestHostSocketWall(t *testing.T) {
 		if !strings.HasPrefix(r.stdout, "err ") {
 			t.Errorf("connect-abstract %s = %q, want err\n%s", name, r.stdout, r)
 		}
-		if got := abs.knock(t, "S"); !slices.Equal(got, []string{"", "S"}) {
+		if got := abs.Knock(t, "S"); !slices.Equal(got, []string{"", "S"}) {
 			t.Errorf("the host's abstract socket accepted %q, want only the host's own [\"\" S]", got)
 		}
 		// Abstract sockets of the sandbox's own still work.
@@ -419,14 +420,8 @@ func (b *box) runOnTerminal(cmd *exec.Cmd, master, slave *os.File, both bool) (s
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	var err error
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		cmd.Process.Kill()
-		<-done
+	inTime, err := waitBounded(ctx, cmd)
+	if !inTime {
 		b.t.Fatalf("%s did not finish in time", cmd.Path)
 	}
 	code := 0
@@ -443,68 +438,6 @@ func (b *box) runOnTerminal(cmd *exec.Cmd, master, slave *os.File, both bool) (s
 		<-read
 	}
 	return tty.String(), result{out.String(), errb.String(), code}
-}
-
-// acceptLog is a host listener that records, for each connection it
-// accepts, the first byte the client sent ("" for none).
-type acceptLog struct {
-	network, addr string
-	mu            sync.Mutex
-	got           []string
-}
-
-func listen(t *testing.T, network, addr string) net.Listener {
-	t.Helper()
-	l, err := net.Listen(network, addr)
-	if err != nil {
-		t.Fatalf("listening on %s %s: %v", network, addr, err)
-	}
-	t.Cleanup(func() { l.Close() })
-	return l
-}
-
-func serve(t *testing.T, l net.Listener) *acceptLog {
-	a := &acceptLog{network: l.Addr().Network(), addr: l.Addr().String()}
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.SetReadDeadline(time.Now().Add(time.Second))
-			buf := make([]byte, 1)
-			n, _ := c.Read(buf)
-			c.Close()
-			a.mu.Lock()
-			a.got = append(a.got, string(buf[:n]))
-			a.mu.Unlock()
-		}
-	}()
-	return a
-}
-
-// knock connects from the host and sends mark, waits until the listener
-// has taken that connection, and returns all it took. Connections wait
-// in the accept queue in order, so one from the sandbox would show up
-// before the mark.
-func (a *acceptLog) knock(t *testing.T, mark string) []string {
-	t.Helper()
-	c, err := net.DialTimeout(a.network, a.addr, 2*time.Second)
-	if err != nil {
-		t.Fatalf("connecting to %s from the host: %v", a.addr, err)
-	}
-	c.Write([]byte(mark))
-	c.Close()
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		a.mu.Lock()
-		got := slices.Clone(a.got)
-		a.mu.Unlock()
-		if slices.Contains(got, mark) {
-			return got
-		}
-	}
-	t.Fatalf("the listener on %s never took the host's connection", a.addr)
-	return nil
 }
 
 func sendUDP(t *testing.T, addr, msg string) {

@@ -13,7 +13,6 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -52,11 +51,11 @@ func TestLandlockAlone(t *testing.T) {
 			fatalIf(t, os.Mkdir(outside, 0o755))
 			u.Chown(t, ws, outside)
 
-			tcp := serveLock(t, "tcp4", "127.0.0.1:0")
-			abstract := serveLock(t, "unix", "@cordon-lock-test-"+strings.ToLower(rand.Text()[:12]))
+			tcp := cordontest.Serve(t, cordontest.Listen(t, "tcp4", "127.0.0.1:0"))
+			abstract := cordontest.Serve(t, cordontest.Listen(t, "unix", "@cordon-lock-test-"+strings.ToLower(rand.Text()[:12])))
 			// A host socket in a directory no mask covers.
-			pathSock := serveLock(t, "unix", filepath.Join(outside, "agent.sock"))
-			fatalIf(t, os.Chmod(pathSock.addr, 0o777))
+			pathSock := cordontest.Serve(t, cordontest.Listen(t, "unix", filepath.Join(outside, "agent.sock")))
+			fatalIf(t, os.Chmod(pathSock.Addr, 0o777))
 			// A process of the same user outside: SIGUSR1 would end it.
 			target := u.Command("/bin/sleep", "300")
 			fatalIf(t, target.Start())
@@ -68,21 +67,21 @@ func TestLandlockAlone(t *testing.T) {
 			})
 
 			out := runLockChild(t, u, bin, base, "TestLandlockAlone", "landlock",
-				"LOCK_WS="+ws, "LOCK_OUTSIDE="+outside, "LOCK_TCP="+tcp.addr,
-				"LOCK_ABSTRACT="+abstract.addr, "LOCK_UNIX="+pathSock.addr, fmt.Sprintf("LOCK_TARGET=%d", target.Process.Pid))
+				"LOCK_WS="+ws, "LOCK_OUTSIDE="+outside, "LOCK_TCP="+tcp.Addr,
+				"LOCK_ABSTRACT="+abstract.Addr, "LOCK_UNIX="+pathSock.Addr, fmt.Sprintf("LOCK_TARGET=%d", target.Process.Pid))
 			if !strings.Contains(out, "landlock child done") {
 				t.Fatalf("the child did not run its checks:\n%s", out)
 			}
 
 			// The child connected once before it was locked ("C"), and
 			// not after: a connection would come before the sentinel.
-			listeners := []*lockListener{tcp, abstract}
+			listeners := []*cordontest.Listener{tcp, abstract}
 			if LandlockABI() >= unixSocketABI {
 				listeners = append(listeners, pathSock)
 			}
 			for _, l := range listeners {
-				if got := l.knock(t, "S"); !slices.Equal(got, []string{"C", "S"}) {
-					t.Errorf("%s accepted %q, want [C S]", l.addr, got)
+				if got := l.Knock(t, "S"); !slices.Equal(got, []string{"C", "S"}) {
+					t.Errorf("%s accepted %q, want [C S]", l.Addr, got)
 				}
 			}
 			select {
@@ -271,60 +270,6 @@ func shareTestBinary(t *testing.T) string {
 }
 
 // lockListener accepts connections and records the first byte each sent.
-type lockListener struct {
-	network, addr string
-	mu            sync.Mutex
-	got           []string
-}
-
-func serveLock(t *testing.T, network, addr string) *lockListener {
-	t.Helper()
-	l, err := net.Listen(network, addr)
-	if err != nil {
-		t.Fatalf("listening on %s %s: %v", network, addr, err)
-	}
-	t.Cleanup(func() { l.Close() })
-	h := &lockListener{network: network, addr: l.Addr().String()}
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.SetReadDeadline(time.Now().Add(time.Second))
-			buf := make([]byte, 1)
-			n, _ := c.Read(buf)
-			c.Close()
-			h.mu.Lock()
-			h.got = append(h.got, string(buf[:n]))
-			h.mu.Unlock()
-		}
-	}()
-	return h
-}
-
-// knock connects and sends mark, waits until it is accepted, and returns
-// all that was: accept queues are in order.
-func (h *lockListener) knock(t *testing.T, mark string) []string {
-	t.Helper()
-	c, err := net.DialTimeout(h.network, h.addr, 2*time.Second)
-	if err != nil {
-		t.Fatalf("connecting to %s: %v", h.addr, err)
-	}
-	c.Write([]byte(mark))
-	c.Close()
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		h.mu.Lock()
-		got := slices.Clone(h.got)
-		h.mu.Unlock()
-		if slices.Contains(got, mark) {
-			return got
-		}
-	}
-	t.Fatalf("%s never accepted the sentinel", h.addr)
-	return nil
-}
-
 func readText(t *testing.T, path string) string {
 	t.Helper()
 	b, err := os.ReadFile(path)
