@@ -5,23 +5,16 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"sort"
 	"strings"
-	"syscall"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 
 	"github.com/cordon-sandbox/cordon/internal/cgroup"
 	"github.com/cordon-sandbox/cordon/internal/policy"
 	"github.com/cordon-sandbox/cordon/internal/sandbox"
 	"github.com/cordon-sandbox/cordon/internal/seccomp"
 )
-
-// probeArg0 is argv[0] of a child that only proves its namespaces could be
-// created: it exits at once.
-const probeArg0 = "cordon-probe"
 
 type check struct {
 	name string
@@ -91,21 +84,6 @@ func runDoctor(ctx context.Context, out io.Writer) bool {
 		fmt.Fprintln(out, "\nThe default walls cannot all be raised here: `cordon run` will refuse to start\nunless the missing wall is named with --allow-degraded.")
 	}
 	return ok
-}
-
-func probeNamespaces() check {
-	c := check{name: "namespaces", wall: "user, mount, pid, net, ipc, uts, cgroup: own view of files, processes and network"}
-	uid, gid := os.Getuid(), os.Getgid()
-	cmd := &exec.Cmd{Path: "/proc/self/exe", Args: []string{probeArg0}, SysProcAttr: &syscall.SysProcAttr{
-		Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWNET |
-			unix.CLONE_NEWIPC | unix.CLONE_NEWUTS | unix.CLONE_NEWCGROUP,
-		UidMappings: []syscall.SysProcIDMap{{ContainerID: uid, HostID: uid, Size: 1}},
-		GidMappings: []syscall.SysProcIDMap{{ContainerID: gid, HostID: gid, Size: 1}},
-	}}
-	if err := cmd.Run(); err != nil {
-		c.err = fmt.Errorf("cannot create them as uid %d: %w (check /proc/sys/user/max_user_namespaces, kernel.unprivileged_userns_clone, kernel.apparmor_restrict_unprivileged_userns)", uid, err)
-	}
-	return c
 }
 
 func probeLandlock() check {

@@ -11,6 +11,10 @@ import (
 	"github.com/cordon-sandbox/cordon/internal/sandbox"
 )
 
+// probeArg0 is argv[0] of a child that only proves its namespaces could be
+// created (cordon doctor): it exits at once.
+const probeArg0 = "cordon-probe"
+
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 

@@ -18,10 +18,6 @@ import (
 	"github.com/cordon-sandbox/cordon/internal/cgroup"
 )
 
-// CleanupArg0 is argv[0] of the re-executed binary when it is a run's
-// cleanup helper.
-const CleanupArg0 = "cordon-cleanup"
-
 // placeholderMode marks a placeholder: an empty directory with the sticky
 // bit and r-x for all, which no one makes by hand. Another run that finds
 // one shares it instead of taking it for the user's own directory. (A mode

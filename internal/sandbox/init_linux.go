@@ -15,10 +15,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// InitArg0 is argv[0] of the re-executed binary when it is a sandbox's init.
-// main dispatches on it before anything else runs.
-const InitArg0 = "cordon-init"
-
 // Init is PID 1 of a sandbox. It never returns: it exits with the command's
 // status, or with ExitInternal (and a message to the supervisor) when a wall
 // cannot be raised.

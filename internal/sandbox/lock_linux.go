@@ -31,9 +31,6 @@ var landlockConfig = landlock.Config{
 // pathname unix sockets: used when the kernel has it, not required.
 const unixSocketABI = 9
 
-// LandlockRequiredABI is the ABI version landlockConfig needs.
-const LandlockRequiredABI = 6
-
 // lockdown locks init and, through inheritance, the command: no_new_privs,
 // Landlock, every capability dropped, seccomp — in that order, because
 // Landlock needs no_new_privs, dropping capabilities needs CAP_SETPCAP

@@ -21,34 +21,6 @@ import (
 	"github.com/cordon-sandbox/cordon/internal/policy"
 )
 
-// Options is one `cordon run`.
-type Options struct {
-	Policy policy.Policy
-	Argv   []string
-	Env    []string // already filtered
-	Cwd    string   // the caller's working directory
-
-	Stdin, Stdout, Stderr *os.File
-	// Log receives Cordon's own notes (--verbose) and warnings; never nil.
-	Log func(format string, args ...any)
-	// Warn receives what must be said even without --verbose.
-	Warn func(format string, args ...any)
-}
-
-// Error is a failure to start the sandbox: the command did not run. Code is
-// the exit status `cordon run` returns for it.
-type Error struct {
-	Code int
-	Err  error
-}
-
-func (e *Error) Error() string { return e.Err.Error() }
-func (e *Error) Unwrap() error { return e.Err }
-
-func internal(format string, args ...any) error {
-	return &Error{Code: ExitInternal, Err: fmt.Errorf(format, args...)}
-}
-
 // Run runs the command in a new sandbox and returns its exit status:
 // the command's own, 128+N if it died of signal N, ExitTimeout if the
 // timeout killed it. A non-nil error means the command did not run, or
