@@ -3,6 +3,7 @@ package integration
 import (
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -211,21 +212,7 @@ func contains(list []string, s string) bool {
 // if the host creates it while the run goes on.
 func TestMaskedPathCreatedDuringRun(t *testing.T) {
 	forEachUser(t, func(t *testing.T, b *box) {
-		cmd := b.u.Command(cordonBin, "run", "--", "sh", "-c",
-			`echo ready; while [ ! -e go ]; do sleep 0.05; done; cat ~/.kube/config ~/.config/gcloud/credentials.db 2>&1; ls -a ~`)
-		cmd.Dir = b.ws
-		cmd.Env = b.env
-		stdout, err := cmd.StdoutPipe()
-		must(t, err)
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		must(t, cmd.Start())
-		buf := make([]byte, 6)
-		if _, err := io.ReadFull(stdout, buf); err != nil || string(buf) != "ready\n" {
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatalf("sandbox did not start: %q %v %s", buf, err, stderr.String())
-		}
+		cmd, stdout, stderr := b.startWaiting(`cat ~/.kube/config ~/.config/gcloud/credentials.db 2>&1; ls -a ~`)
 		for _, rel := range []string{".kube/config", ".config/gcloud/credentials.db"} {
 			p := filepath.Join(b.home, rel)
 			must(t, os.MkdirAll(filepath.Dir(p), 0o755))
@@ -254,21 +241,7 @@ func TestMaskedPathCreatedDuringRun(t *testing.T) {
 // them.
 func TestConcurrentRunsShareProtection(t *testing.T) {
 	forEachUser(t, func(t *testing.T, b *box) {
-		long := b.u.Command(cordonBin, "run", "--", "sh", "-c",
-			`echo ready; while [ ! -e go ]; do sleep 0.05; done; echo x > .envrc && echo CREATED; mkdir -p .vscode/x && echo CREATED`)
-		long.Dir = b.ws
-		long.Env = b.env
-		stdout, err := long.StdoutPipe()
-		must(t, err)
-		var stderr strings.Builder
-		long.Stderr = &stderr
-		must(t, long.Start())
-		buf := make([]byte, 6)
-		if _, err := io.ReadFull(stdout, buf); err != nil {
-			long.Process.Kill()
-			long.Wait()
-			t.Fatalf("the long run did not start: %v %s", err, stderr.String())
-		}
+		long, stdout, stderr := b.startWaiting(`echo x > .envrc && echo CREATED; mkdir -p .vscode/x && echo CREATED`)
 		// Short runs start and end while the long one goes on.
 		done := make(chan result, 8)
 		for i := 0; i < cap(done); i++ {
@@ -295,4 +268,28 @@ func TestConcurrentRunsShareProtection(t *testing.T) {
 			}
 		}
 	})
+}
+
+// startWaiting starts `cordon run -- sh -c` with a script that says it is
+// ready, waits until the test creates "go" in the workspace, then runs
+// script. It returns once the sandbox is ready, with the command's stdout
+// to read the rest from and its stderr.
+func (b *box) startWaiting(script string) (*exec.Cmd, io.Reader, *strings.Builder) {
+	b.t.Helper()
+	cmd := b.u.Command(cordonBin, "run", "--", "sh", "-c",
+		`echo ready; while [ ! -e go ]; do sleep 0.05; done; `+script)
+	cmd.Dir = b.ws
+	cmd.Env = b.env
+	stdout, err := cmd.StdoutPipe()
+	must(b.t, err)
+	stderr := &strings.Builder{}
+	cmd.Stderr = stderr
+	must(b.t, cmd.Start())
+	buf := make([]byte, 6)
+	if _, err := io.ReadFull(stdout, buf); err != nil || string(buf) != "ready\n" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		b.t.Fatalf("the sandbox did not start: %q %v %s", buf, err, stderr.String())
+	}
+	return cmd, stdout, stderr
 }
