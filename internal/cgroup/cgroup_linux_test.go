@@ -404,14 +404,7 @@ func TestRemoveDirs(t *testing.T) {
 func TestRemoveDirsRefuses(t *testing.T) {
 	// A directory that looks like a leaf, listing a process of ours: if the
 	// check failed, the worst outcome is that our own sleep dies.
-	sleep := exec.Command("sleep", "30")
-	if err := sleep.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		sleep.Process.Kill()
-		sleep.Wait()
-	})
+	sleep := startSleep(t)
 	fake := filepath.Join(t.TempDir(), parentName, "leaf")
 	if err := os.MkdirAll(fake, 0o755); err != nil {
 		t.Fatal(err)
@@ -624,14 +617,7 @@ func TestMoveAside(t *testing.T) {
 		}
 		checkGone(t, []string{dir})
 	})
-	sleep := exec.Command("sleep", "30")
-	if err := sleep.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		sleep.Process.Kill()
-		sleep.Wait()
-	})
+	sleep := startSleep(t)
 	pid := sleep.Process.Pid
 	if err := writeFile(filepath.Join(dir, "cgroup.procs"), strconv.Itoa(pid)); err != nil {
 		t.Fatal(err)
@@ -656,14 +642,7 @@ func TestRemoveNested(t *testing.T) {
 	// A sandbox that reached cgroupfs could make sub-cgroups of its leaf;
 	// Remove must kill their processes and remove them first.
 	leaf := newLeaf(t, Limits{Pids: 20})
-	sleep := exec.Command("sleep", "30")
-	if err := sleep.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		sleep.Process.Kill()
-		sleep.Wait()
-	})
+	sleep := startSleep(t)
 	fds := pin(t, []int{sleep.Process.Pid})
 	for _, d := range leaf.Dirs() {
 		sub := filepath.Join(d, "sub", "deeper")
@@ -679,4 +658,19 @@ func TestRemoveNested(t *testing.T) {
 	}
 	checkGone(t, leaf.Dirs())
 	waitExited(t, fds, 2*time.Second)
+}
+
+// startSleep starts a `sleep 30` of the test's own, killed by pid and
+// reaped when the test ends.
+func startSleep(t *testing.T) *exec.Cmd {
+	t.Helper()
+	sleep := exec.Command("sleep", "30")
+	if err := sleep.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		sleep.Process.Kill()
+		sleep.Wait()
+	})
+	return sleep
 }
