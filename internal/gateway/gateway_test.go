@@ -1,0 +1,748 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cordon-sandbox/cordon/internal/audit"
+)
+
+// hosts is a resolver for tests: names to addresses, nothing else.
+type hosts map[string][]netip.Addr
+
+func (h hosts) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	if a, ok := h[strings.TrimSuffix(host, ".")]; ok {
+		return a, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+}
+
+var loopback = netip.MustParseAddr("127.0.0.1")
+
+// testGateway is a gateway serving both protocols on loopback.
+type testGateway struct {
+	*Gateway
+	httpAddr, socksAddr string
+	auditPath           string
+	logs                *logLines
+}
+
+type logLines struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logLines) add(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, fmt.Sprintf(format, args...))
+}
+
+func (l *logLines) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
+}
+
+func rules(t testing.TB, allow, deny []string) Rules {
+	t.Helper()
+	var rs Rules
+	for _, s := range allow {
+		r, err := ParseRule(s)
+		if err != nil {
+			t.Fatalf("ParseRule(%q): %v", s, err)
+		}
+		rs.Allow = append(rs.Allow, r)
+	}
+	for _, s := range deny {
+		r, err := ParseRule(s)
+		if err != nil {
+			t.Fatalf("ParseRule(%q): %v", s, err)
+		}
+		rs.Deny = append(rs.Deny, r)
+	}
+	return rs
+}
+
+func startGateway(t testing.TB, cfg Config) *testGateway {
+	t.Helper()
+	tg := &testGateway{logs: &logLines{}, auditPath: filepath.Join(t.TempDir(), "audit.jsonl")}
+	if cfg.Audit == nil {
+		l, err := audit.Open(tg.auditPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Audit = l
+		t.Cleanup(func() { l.Close() })
+	}
+	if cfg.Log == nil {
+		cfg.Log = tg.logs.add
+	}
+	if cfg.Own == nil {
+		cfg.Own = []netip.Addr{netip.MustParseAddr("192.0.2.77")}
+	}
+	g, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg.Gateway = g
+	hl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg.httpAddr, tg.socksAddr = hl.Addr().String(), sl.Addr().String()
+	go g.ServeHTTP(hl)
+	go g.ServeSOCKS(sl)
+	t.Cleanup(func() { g.Close() })
+	return tg
+}
+
+func (tg *testGateway) events(t testing.TB) []audit.Event {
+	t.Helper()
+	f, err := os.Open(tg.auditPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	evs, err := audit.Read(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return evs
+}
+
+// client is an HTTP client that goes through the gateway's HTTP proxy.
+func (tg *testGateway) client(roots *tls.Config) *http.Client {
+	u, _ := url.Parse("http://" + tg.httpAddr)
+	tr := &http.Transport{Proxy: http.ProxyURL(u), TLSClientConfig: roots, DisableKeepAlives: true}
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+}
+
+func portOf(t testing.TB, addr string) string {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// rawProxy sends a raw request head to the HTTP proxy and returns the
+// status line and body of the answer.
+func rawProxy(t testing.TB, addr, req string) (int, string) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: strings.Fields(req)[0]})
+	if err != nil {
+		t.Fatalf("reading the answer to %q: %v", req, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == 200 && strings.HasPrefix(req, "CONNECT") {
+		return 200, ""
+	}
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestConnectTLS(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "hello over tls")
+	}))
+	defer srv.Close()
+	port := portOf(t, srv.Listener.Addr().String())
+	tg := startGateway(t, Config{
+		Rules:    rules(t, []string{"example.com", "127.0.0.1:" + port}, nil),
+		Resolver: hosts{"example.com": {loopback}},
+	})
+	cl := tg.client(srv.Client().Transport.(*http.Transport).TLSClientConfig)
+	resp, err := cl.Get("https://example.com:" + port + "/")
+	if err != nil {
+		t.Fatalf("GET through CONNECT: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "hello over tls" {
+		t.Fatalf("body = %q", b)
+	}
+	tg.Close()
+	evs := tg.events(t)
+	var conn *audit.Event
+	for i := range evs {
+		if evs[i].Event == audit.KindConnection {
+			conn = &evs[i]
+		}
+	}
+	if conn == nil || conn.Decision != audit.Allow || conn.Proto != "connect" || conn.Host != "example.com" ||
+		conn.Addr != "127.0.0.1:"+port || conn.BytesUp == 0 || conn.BytesDown == 0 {
+		t.Fatalf("audit event = %+v", conn)
+	}
+}
+
+func TestPlainHTTP(t *testing.T) {
+	var gotHost, gotURI, gotProxyAuth string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotHost, gotURI, gotProxyAuth = r.Host, r.RequestURI, r.Header.Get("Proxy-Authorization")
+		body, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s %s", r.Method, body)
+	}))
+	defer srv.Close()
+	port := portOf(t, srv.Listener.Addr().String())
+	tg := startGateway(t, Config{
+		Rules:    rules(t, []string{"allowed.test", "127.0.0.1:" + port}, nil),
+		Resolver: hosts{"allowed.test": {loopback}, "other.test": {loopback}},
+	})
+
+	req, _ := http.NewRequest("POST", "http://ALLOWED.test.:"+port+"/p?q=1", strings.NewReader("payload"))
+	req.Header.Set("Proxy-Authorization", "Basic c2VjcmV0")
+	resp, err := tg.client(nil).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != "POST payload" {
+		t.Fatalf("answer %d %q", resp.StatusCode, b)
+	}
+	if gotHost != "allowed.test:"+port || gotURI != "/p?q=1" || gotProxyAuth != "" {
+		t.Fatalf("server saw Host %q URI %q Proxy-Authorization %q", gotHost, gotURI, gotProxyAuth)
+	}
+
+	// Keep-alive: two requests on one client connection, each decided.
+	c, err := net.Dial("tcp", tg.httpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	fmt.Fprintf(c, "GET http://allowed.test:%s/ HTTP/1.1\r\nHost: allowed.test:%s\r\n\r\n", port, port)
+	resp, err = http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("first request: %v %v", resp, err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	fmt.Fprintf(c, "GET http://other.test:%s/ HTTP/1.1\r\nHost: other.test:%s\r\n\r\n", port, port)
+	resp, err = http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 403 || !strings.Contains(string(body), "--allow-domain other.test") {
+		t.Fatalf("second request to a host not allowed: %d %q", resp.StatusCode, body)
+	}
+}
+
+// TestBypasses tries what an attacker inside would: every spelling of a
+// forbidden address, confusion around an allowed name, mismatched Host
+// headers. Only the allowed name, resolving to a public address, may pass
+// the decision (the dial then fails: nothing listens there).
+func TestBypasses(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "reached")
+	}))
+	defer srv.Close()
+	port := portOf(t, srv.Listener.Addr().String())
+	tg := startGateway(t, Config{
+		Rules: rules(t, []string{"allowed.test", "*.wild.test", "rebind.test", "mixed.test"}, []string{"ads.wild.test"}),
+		Resolver: hosts{
+			"allowed.test":        {loopback}, // allowed by name, but loopback is not named
+			"rebind.test":         {netip.MustParseAddr("169.254.169.254")},
+			"a.wild.test":         {netip.MustParseAddr("10.1.2.3")},
+			"ads.wild.test":       {netip.MustParseAddr("192.0.2.1")},
+			"allowed.test.evil":   {loopback},
+			"evilallowed.test":    {loopback},
+			"localhost":           {loopback},
+			"allowed.test.wild.x": {loopback},
+			// Rebinding with a mixed answer: every address is vetted.
+			"mixed.test": {netip.MustParseAddr("10.0.0.1"), loopback, netip.MustParseAddr("::1")},
+		},
+	})
+	targets := []string{
+		"127.0.0.1", "127.1", "127.0.1", "2130706433", "0x7f000001", "017700000001", "0177.0.0.1",
+		"0x7f.0.0.1", "127.000.000.001", "[::1]", "[::ffff:127.0.0.1]", "[::ffff:7f00:1]",
+		"[0:0:0:0:0:0:0:1]", "0.0.0.0", "0", "[::]", "169.254.169.254", "2852039166",
+		"[fd00:ec2::254]", "100.100.100.200", "localhost", "LOCALHOST.", "allowed.test",
+		"allowed.test.evil", "evilallowed.test", "rebind.test", "a.wild.test", "ads.wild.test",
+		"wild.test", "192.0.2.77", "mixed.test", "[fe80::1]", "224.0.0.1", "255.255.255.255",
+		"10.0.0.1", "172.16.0.1", "192.168.1.1", "[fc00::1]", "[64:ff9b::7f00:1]", "[::127.0.0.1]",
+	}
+	for _, host := range targets {
+		t.Run("connect "+host, func(t *testing.T) {
+			code, body := rawProxy(t, tg.httpAddr, fmt.Sprintf("CONNECT %s:%s HTTP/1.1\r\n\r\n", host, port))
+			if code != 403 {
+				t.Fatalf("CONNECT %s:%s = %d %q, want 403", host, port, code, body)
+			}
+		})
+		t.Run("absolute "+host, func(t *testing.T) {
+			code, body := rawProxy(t, tg.httpAddr, fmt.Sprintf("GET http://%s:%s/ HTTP/1.1\r\n\r\n", host, port))
+			if code != 403 {
+				t.Fatalf("GET http://%s:%s/ = %d %q, want 403", host, port, code, body)
+			}
+		})
+		t.Run("socks "+host, func(t *testing.T) {
+			if reply := socksConnect(t, tg.socksAddr, strings.Trim(host, "[]"), port); reply != socksNotAllowed {
+				t.Fatalf("SOCKS5 CONNECT %s:%s reply = %d, want 2", host, port, reply)
+			}
+		})
+	}
+	malformed := []string{
+		"CONNECT allowed.test@127.0.0.1:%[1]s HTTP/1.1\r\n\r\n",
+		"CONNECT 127.0.0.1:%[1]s#allowed.test HTTP/1.1\r\n\r\n",
+		"CONNECT 127.0.0.1%%23allowed.test:%[1]s HTTP/1.1\r\n\r\n",
+		"CONNECT allowed.test%%00.evil:%[1]s HTTP/1.1\r\n\r\n",
+		"CONNECT allowed.test:%[1]s HTTP/1.1\r\nHost: 127.0.0.1:%[1]s\r\n\r\n",
+		"CONNECT allowed.test:%[1]s HTTP/1.1\r\nHost: allowed.test:%[1]s\r\nHost: 127.0.0.1\r\n\r\n",
+		"CONNECT allowed.test HTTP/1.1\r\n\r\n",
+		"GET http://allowed.test@127.0.0.1:%[1]s/ HTTP/1.1\r\n\r\n",
+		"GET http://allowed.test:%[1]s/ HTTP/1.1\r\nHost: 127.0.0.1:%[1]s\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: 127.0.0.1:%[1]s\r\n\r\n",
+		"GET https://allowed.test:%[1]s/ HTTP/1.1\r\n\r\n",
+		"GET http://allowed.test:%[1]s/ HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+		"GET http://allowed.test:%[1]s/ HTTP/1.1\r\n Host: x\r\n\r\n",
+		"GET http://allowed.test:%[1]s/ HTTP/1.1\r\nHost : x\r\n\r\n",
+	}
+	for _, m := range malformed {
+		req := fmt.Sprintf(m, port)
+		t.Run(strings.TrimSpace(strings.SplitN(req, "\r\n", 2)[0]), func(t *testing.T) {
+			code, body := rawProxy(t, tg.httpAddr, req)
+			if code != 400 && code != 403 {
+				t.Fatalf("%q = %d %q, want 400 or 403", req, code, body)
+			}
+		})
+	}
+	if n := tg.Stats().Allowed.Load(); n != 0 {
+		t.Fatalf("%d connections were allowed", n)
+	}
+}
+
+func TestDenialExplains(t *testing.T) {
+	tg := startGateway(t, Config{
+		Rules:    rules(t, []string{"*.example.org", "loop.test"}, []string{"ads.example.org"}),
+		Resolver: hosts{"loop.test": {loopback}},
+	})
+	tests := []struct {
+		target string
+		want   []string
+	}{
+		{"example.net:443", []string{"example.net", "--allow-domain example.net"}},
+		{"ads.example.org:443", []string{"ads.example.org", "--deny-domain"}},
+		{"loop.test:443", []string{"loopback", "--allow-domain 127.0.0.1:443"}},
+		{"10.0.0.1:22", []string{"--allow-domain 10.0.0.1:22"}},
+	}
+	for _, tt := range tests {
+		code, body := rawProxy(t, tg.httpAddr, "CONNECT "+tt.target+" HTTP/1.1\r\n\r\n")
+		if code != 403 {
+			t.Errorf("CONNECT %s = %d, want 403", tt.target, code)
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(body, w) {
+				t.Errorf("CONNECT %s: body %q lacks %q", tt.target, body, w)
+			}
+		}
+		if !strings.Contains(tg.logs.String(), "denied connect "+tt.target) {
+			t.Errorf("no denial line for %s in %q", tt.target, tg.logs)
+		}
+	}
+	tg.Close()
+	denied := 0
+	for _, e := range tg.events(t) {
+		if e.Decision == audit.Deny {
+			denied++
+		}
+	}
+	if denied != len(tests) {
+		t.Fatalf("%d denials audited, want %d", denied, len(tests))
+	}
+}
+
+// socksConnect does a SOCKS5 CONNECT by name (or address, if host is one)
+// and returns the reply code.
+func socksConnect(t testing.TB, addr, host, port string) byte {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	reply, err := socksHandshake(c, 0x01, host, port)
+	if err != nil {
+		t.Fatalf("SOCKS5 to %s:%s: %v", host, port, err)
+	}
+	return reply
+}
+
+func socksHandshake(c net.Conn, cmd byte, host, port string) (byte, error) {
+	var p uint16
+	fmt.Sscan(port, &p)
+	req := []byte{5, 1, 0, 5, cmd, 0}
+	if a, err := netip.ParseAddr(host); err == nil && a.Is4() {
+		req = append(append(req, 1), a.AsSlice()...)
+	} else if err == nil {
+		req = append(append(req, 4), a.AsSlice()...)
+	} else {
+		req = append(append(req, 3, byte(len(host))), host...)
+	}
+	req = binary.BigEndian.AppendUint16(req, p)
+	if _, err := c.Write(req); err != nil {
+		return 0, err
+	}
+	var resp [2 + 10]byte
+	if _, err := io.ReadFull(c, resp[:2]); err != nil {
+		return 0, err
+	}
+	if resp[1] != 0 {
+		return 0, fmt.Errorf("method reply %d", resp[1])
+	}
+	if _, err := io.ReadFull(c, resp[2:]); err != nil {
+		return 0, err
+	}
+	return resp[3], nil
+}
+
+func TestSOCKS(t *testing.T) {
+	echo := startEcho(t)
+	port := portOf(t, echo)
+	tg := startGateway(t, Config{
+		Rules:    rules(t, []string{"echo.test", "127.0.0.1:" + port}, nil),
+		Resolver: hosts{"echo.test": {loopback}},
+	})
+	c, err := net.Dial("tcp", tg.socksAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	reply, err := socksHandshake(c, 0x01, "echo.test", port)
+	if err != nil || reply != 0 {
+		t.Fatalf("CONNECT echo.test: reply %d, %v", reply, err)
+	}
+	io.WriteString(c, "ping")
+	c.(*net.TCPConn).CloseWrite()
+	b, err := io.ReadAll(c)
+	if err != nil || string(b) != "ping" {
+		t.Fatalf("echo through SOCKS5 after a half-close = %q, %v", b, err)
+	}
+	for _, cmd := range []byte{0x02, 0x03} {
+		c, err := net.Dial("tcp", tg.socksAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reply, err := socksHandshake(c, cmd, "echo.test", port)
+		c.Close()
+		if err != nil || reply != socksCmdNotSupported {
+			t.Errorf("SOCKS5 command %d: reply %d, %v; want 7", cmd, reply, err)
+		}
+	}
+}
+
+// startEcho serves TCP echo on loopback: it echoes until EOF, then closes.
+func startEcho(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { l.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				io.Copy(c, c)
+			}()
+		}
+	}()
+	return l.Addr().String()
+}
+
+func TestUpstream(t *testing.T) {
+	echo := startEcho(t)
+	port := portOf(t, echo)
+	// The upstream is another gateway: it resolves the name, and its own
+	// policy must allow the loopback address.
+	upper := startGateway(t, Config{
+		Rules:    rules(t, []string{"echo.test", "127.0.0.1:" + port}, nil),
+		Resolver: hosts{"echo.test": {loopback}},
+	})
+	for _, scheme := range []string{"http", "socks5"} {
+		t.Run(scheme, func(t *testing.T) {
+			addr := upper.httpAddr
+			if scheme == "socks5" {
+				addr = upper.socksAddr
+			}
+			u, err := ParseUpstream(scheme + "://" + addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// This gateway cannot resolve echo.test: only the upstream can.
+			tg := startGateway(t, Config{Rules: rules(t, []string{"echo.test"}, nil), Upstream: u, Resolver: hosts{}})
+			c, err := net.Dial("tcp", tg.httpAddr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			fmt.Fprintf(c, "CONNECT echo.test:%s HTTP/1.1\r\n\r\n", port)
+			br := bufio.NewReader(c)
+			resp, err := http.ReadResponse(br, &http.Request{Method: "CONNECT"})
+			if err != nil || resp.StatusCode != 200 {
+				t.Fatalf("CONNECT through the upstream: %v %v", resp, err)
+			}
+			io.WriteString(c, "via upstream")
+			c.(*net.TCPConn).CloseWrite()
+			b, _ := io.ReadAll(br)
+			if string(b) != "via upstream" {
+				t.Fatalf("echo = %q", b)
+			}
+			// The policy still applies first.
+			if code, _ := rawProxy(t, tg.httpAddr, "CONNECT other.test:443 HTTP/1.1\r\n\r\n"); code != 403 {
+				t.Fatalf("a name not allowed went to the upstream: %d", code)
+			}
+		})
+	}
+	for _, bad := range []string{"ftp://x:1", "http://x", "http://:3128", "socks5://x:0", "http://x:1/path", "x:1"} {
+		if _, err := ParseUpstream(bad); err == nil {
+			t.Errorf("ParseUpstream(%q) = nil error", bad)
+		}
+	}
+}
+
+func TestLimits(t *testing.T) {
+	echo := startEcho(t)
+	port := portOf(t, echo)
+	tg := startGateway(t, Config{
+		Rules:       rules(t, []string{"127.0.0.1:" + port}, nil),
+		MaxTunnels:  2,
+		IdleTimeout: 300 * time.Millisecond,
+	})
+	t.Run("head too large", func(t *testing.T) {
+		big := "CONNECT 127.0.0.1:" + port + " HTTP/1.1\r\n" + strings.Repeat("X-Pad: "+strings.Repeat("a", 1000)+"\r\n", 80) + "\r\n"
+		if code, _ := rawProxy(t, tg.httpAddr, big); code != 431 {
+			t.Fatalf("a %d-byte head = %d, want 431", len(big), code)
+		}
+	})
+	t.Run("tunnel cap", func(t *testing.T) {
+		var held []net.Conn
+		for range 2 {
+			c, err := net.Dial("tcp", tg.httpAddr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			fmt.Fprintf(c, "CONNECT 127.0.0.1:%s HTTP/1.1\r\n\r\n", port)
+			resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: "CONNECT"})
+			if err != nil || resp.StatusCode != 200 {
+				t.Fatalf("tunnel: %v %v", resp, err)
+			}
+			held = append(held, c)
+		}
+		code, body := rawProxy(t, tg.httpAddr, "CONNECT 127.0.0.1:"+port+" HTTP/1.1\r\n\r\n")
+		if code != 503 {
+			t.Fatalf("third tunnel = %d %q, want 503", code, body)
+		}
+		// Idle tunnels end after the idle timeout, which frees slots.
+		for _, c := range held {
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if _, err := c.Read(make([]byte, 1)); err == nil {
+				t.Fatal("idle tunnel still open")
+			}
+		}
+		waitFor(t, func() bool { return len(tg.slots) == 0 })
+	})
+}
+
+func waitFor(t testing.TB, cond func() bool) {
+	t.Helper()
+	for start := time.Now(); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("condition not reached in 10s; gateway goroutines:\n%s", gatewayGoroutines())
+		}
+	}
+}
+
+// TestCloseLeavesNothing: after Close, no goroutine and no descriptor of
+// the gateway is left, even with tunnels open.
+func TestCloseLeavesNothing(t *testing.T) {
+	echo := startEcho(t)
+	port := portOf(t, echo)
+	fds := countFDs(t)
+	g, err := New(Config{Rules: rules(t, []string{"127.0.0.1:" + port}, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { g.ServeHTTP(l); close(done) }()
+	var conns []net.Conn
+	for range 20 {
+		c, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(c, "CONNECT 127.0.0.1:%s HTTP/1.1\r\n\r\n", port)
+		resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: "CONNECT"})
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("tunnel: %v %v", resp, err)
+		}
+		conns = append(conns, c)
+	}
+	g.Close()
+	<-done
+	// Fail closed: once the gateway is gone, nothing listens.
+	if c, err := net.DialTimeout("tcp", l.Addr().String(), time.Second); err == nil {
+		c.Close()
+		t.Fatal("the gateway's listener still accepts after Close")
+	}
+	for _, c := range conns {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err == nil {
+			t.Fatal("a tunnel survived Close")
+		}
+		c.Close()
+	}
+	waitFor(t, func() bool { return gatewayGoroutines() == "" && countFDs(t) <= fds })
+}
+
+// gatewayGoroutines returns the stacks of goroutines running the
+// gateway's code, "" if none.
+func gatewayGoroutines() string {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var found []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "gateway.(*Gateway)") || strings.Contains(g, "gateway.(*tunnel)") || strings.Contains(g, "gateway.relay") {
+			if !strings.Contains(g, "gateway.TestCloseLeavesNothing") {
+				found = append(found, g)
+			}
+		}
+	}
+	return strings.Join(found, "\n\n")
+}
+
+func countFDs(t testing.TB) int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd")
+	}
+	return len(ents)
+}
+
+func TestLargeTransfer(t *testing.T) {
+	const size = 64 << 20
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", fmt.Sprint(size))
+		io.CopyN(w, zeros{}, size)
+	}))
+	defer srv.Close()
+	port := portOf(t, srv.Listener.Addr().String())
+	tg := startGateway(t, Config{Rules: rules(t, []string{"127.0.0.1:" + port}, nil)})
+	for _, viaConnect := range []bool{false, true} {
+		cl := tg.client(nil)
+		if viaConnect {
+			// http.Transport tunnels plain http too when asked to.
+			u, _ := url.Parse("http://" + tg.httpAddr)
+			cl.Transport.(*http.Transport).Proxy = http.ProxyURL(u)
+			cl.Transport.(*http.Transport).OnProxyConnectResponse = func(context.Context, *url.URL, *http.Request, *http.Response) error { return nil }
+		}
+		resp, err := cl.Get("http://127.0.0.1:" + port + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err != nil || n != size {
+			t.Fatalf("got %d bytes, %v; want %d", n, err, size)
+		}
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+func FuzzReadHead(f *testing.F) {
+	for _, s := range []string{
+		"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+		"GET http://example.com/x HTTP/1.1\r\nHost: example.com\r\nContent-Length: 3\r\n\r\nabc",
+		"GET http://a/ HTTP/1.0\r\n\r\n",
+		"\r\nGET http://a/ HTTP/1.1\r\nX: a\r\n b\r\n\r\n",
+		"CONNECT [::1]:22 HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, err := readHead(bufio.NewReaderSize(bytes.NewReader(b), 8<<10))
+		if err != nil {
+			return
+		}
+		if !isToken(h.method) || (h.proto != "HTTP/1.1" && h.proto != "HTTP/1.0") || h.target == "" {
+			t.Fatalf("accepted a bad request line: %q %q %q", h.method, h.target, h.proto)
+		}
+		if h.method == "CONNECT" {
+			ParseHostPort(h.target)
+		} else {
+			parseAbsolute(h.target)
+		}
+	})
+}
+
+func FuzzReadSOCKS(f *testing.F) {
+	f.Add([]byte{5, 1, 0, 5, 1, 0, 3, 11, 'e', 'x', 'a', 'm', 'p', 'l', 'e', '.', 'c', 'o', 'm', 0, 80})
+	f.Add([]byte{5, 1, 0, 5, 1, 0, 1, 127, 0, 0, 1, 0, 22})
+	f.Add([]byte{5, 2, 0, 2, 5, 3, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 187})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		rw := &struct {
+			io.Reader
+			io.Writer
+		}{bytes.NewReader(b), io.Discard}
+		r, err := readSOCKS(rw)
+		if err != nil {
+			return
+		}
+		if r.cmd != 1 || r.port == 0 || (r.dest.Name == "" && !r.dest.IsAddr()) {
+			t.Fatalf("accepted %+v", r)
+		}
+	})
+}

@@ -1,0 +1,144 @@
+package gateway
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// tunnel relays bytes both ways between the sandbox's connection and the
+// destination's, at the speed of the kernel: between two TCP sockets the
+// bytes move with splice(2) and never enter the gateway's memory.
+//
+// An idle tunnel holds no buffer and no pipe: each direction first waits
+// for its source to be readable, asks how much is there (FIONREAD), and
+// splices exactly that, so a splice never blocks waiting for data while
+// holding one of the runtime's pipes. What an idle tunnel costs is its
+// two goroutines' stacks.
+type tunnel struct {
+	idle time.Duration
+	last atomic.Int64 // unix nanoseconds of the last byte either way
+}
+
+// relay copies client→dest and dest→client until both directions end,
+// then closes both. Each direction's end (EOF) is passed on as a
+// half-close, so a client that shuts down its writing side still gets
+// the whole answer. It returns the bytes sent up (client→dest) and down.
+func relay(client, dest net.Conn, idle time.Duration) (up, down int64) {
+	t := &tunnel{idle: idle}
+	t.touch()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		down = t.pump(client, dest)
+	}()
+	up = t.pump(dest, client)
+	wg.Wait()
+	client.Close()
+	dest.Close()
+	return up, down
+}
+
+func (t *tunnel) touch() { t.last.Store(time.Now().UnixNano()) }
+
+// quiet reports whether neither direction has moved a byte for t.idle.
+func (t *tunnel) quiet() bool {
+	return time.Since(time.Unix(0, t.last.Load())) >= t.idle
+}
+
+// pump copies src to dst until src ends, then half-closes dst. On an
+// error or an idle timeout it closes both, which ends the other
+// direction too.
+func (t *tunnel) pump(dst, src net.Conn) int64 {
+	var n int64
+	var err error
+	s, ok1 := src.(*net.TCPConn)
+	d, ok2 := dst.(*net.TCPConn)
+	if ok1 && ok2 && canSplice {
+		n, err = t.splice(d, s)
+	} else {
+		n, err = t.copy(dst, src)
+	}
+	if err != nil {
+		src.Close()
+		dst.Close()
+		return n
+	}
+	if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+		if cw.CloseWrite() != nil {
+			dst.Close()
+		}
+	} else {
+		dst.Close()
+	}
+	return n
+}
+
+func (t *tunnel) splice(dst, src *net.TCPConn) (int64, error) {
+	rc, err := src.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var total int64
+	for {
+		src.SetReadDeadline(time.Now().Add(t.idle))
+		avail, err := readable(rc)
+		if errors.Is(err, os.ErrDeadlineExceeded) && !t.quiet() {
+			continue // the other direction is busy
+		}
+		if err != nil {
+			return total, err
+		}
+		if avail == 0 {
+			return total, nil // EOF
+		}
+		dst.SetWriteDeadline(time.Now().Add(t.idle))
+		n, err := dst.ReadFrom(&io.LimitedReader{R: src, N: int64(avail)})
+		total += n
+		if n > 0 {
+			t.touch()
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// copyBufs are the buffers of the fallback path, taken only while bytes
+// are in flight.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// copy is the path for connections that are not both plain TCP (an
+// upstream proxy's connection with buffered bytes, tests' pipes).
+func (t *tunnel) copy(dst, src net.Conn) (int64, error) {
+	var total int64
+	for {
+		src.SetReadDeadline(time.Now().Add(t.idle))
+		bp := copyBufs.Get().(*[]byte)
+		n, err := src.Read(*bp)
+		if n > 0 {
+			t.touch()
+			dst.SetWriteDeadline(time.Now().Add(t.idle))
+			w, werr := dst.Write((*bp)[:n])
+			total += int64(w)
+			if werr != nil {
+				copyBufs.Put(bp)
+				return total, werr
+			}
+		}
+		copyBufs.Put(bp)
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded) && !t.quiet():
+			continue
+		case errors.Is(err, io.EOF):
+			return total, nil
+		case err != nil:
+			return total, err
+		}
+	}
+}
