@@ -13,10 +13,13 @@ func newRootCmd() *cobra.Command {
 		Short: "Contain AI agents and other commands behind walls, not prompts",
 		Long: `Cordon runs a command so that, whatever it tries, it can reach only what the
 policy gives it: the host read-only minus credential stores, the workspace
-writable, no network, no process outside its own.
+writable, the network only through a gateway that lets out what you allow,
+no process outside its own.
 
   cordon run -- CMD [ARGS...]   run CMD contained, in the current directory
   cordon doctor                 check that this machine can raise every wall
+  cordon audit [FILE]           summarise a run's audit log (the newest by default)
+  cordon connect HOST PORT      inside a sandbox: a connection through the gateway on stdio
 
 Exit status of "cordon run": the command's own; 128+N if it died of signal N;
 124 on --timeout; 125 if Cordon could not start the sandbox (the reason is
@@ -26,7 +29,7 @@ printed); 126 if the command cannot be executed; 127 if it is not found.`,
 		SilenceErrors: true,
 	}
 	root.SetVersionTemplate("cordon {{.Version}}\n")
-	root.AddCommand(newRunCmd(), newDoctorCmd())
+	root.AddCommand(newRunCmd(), newDoctorCmd(), newAuditCmd(), newConnectCmd())
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w (see %s --help)", err, c.CommandPath())
 	})

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cordon-sandbox/cordon/internal/gateway"
 	"github.com/cordon-sandbox/cordon/internal/policy"
 	"github.com/cordon-sandbox/cordon/internal/sandbox"
 )
@@ -26,6 +27,10 @@ type runFlags struct {
 	timeout   time.Duration
 	degraded  []string
 	ports     []string
+	allow     []string
+	deny      []string
+	upstream  string
+	audit     string
 	verbose   bool
 }
 
@@ -42,7 +47,9 @@ It can write only the workspace (the current directory, or --workspace), the
 paths given with --write, and a private /tmp and /dev/shm. In the workspace,
 files that host tools execute or trust later (.git/hooks, .git/config,
 .vscode/, .envrc, .claude/, .mcp.json, ...) stay read-only and cannot be
-created. There is no network but the sandbox's own loopback. CMD sees and
+created. There is no network but the sandbox's own loopback, and the egress
+gateway, which lets out only the destinations --allow-domain names (none by
+default; see "Network" below). CMD sees and
 signals no process outside, holds no capability, and is limited to 4096
 processes by default. Environment variables that look like secrets (AWS_*,
 *_TOKEN, *SECRET*, *_KEY, *PASSWORD*, SSH_AUTH_SOCK, ...) are not passed in.
@@ -50,6 +57,17 @@ processes by default. Environment variables that look like secrets (AWS_*,
 The walls are namespaces, a read-only mount view, Landlock, seccomp and a
 cgroup, all at once. If one cannot be raised here, CMD does not run; see
 "cordon doctor". --allow-degraded names a wall to run without, loudly.
+
+Network: inside, an HTTP proxy listens on 127.0.0.1:3128 (CONNECT for any
+TCP, TLS included; absolute-form requests for plain HTTP) and a SOCKS5 proxy
+on 127.0.0.1:1080, and HTTP_PROXY, HTTPS_PROXY, ALL_PROXY (both cases),
+NO_PROXY and the npm, pip, cargo, node, JVM and git-over-ssh settings point
+at them. Names are resolved on the host; a name that resolves to a
+loopback, private, link-local or metadata address, or one of this host's,
+is refused unless --allow-domain names that address. A denied connection
+gets HTTP 403 (SOCKS5: reply 2) saying which rule denied it and which flag
+would allow it; --verbose says it on stderr too. Every decision goes to
+the audit log; "cordon audit" summarises it.
 
 stdin, stdout and stderr pass through; when both stdin and stdout are a
 terminal, CMD gets a terminal of its own (job control, Ctrl-C, resizes).
@@ -63,7 +81,9 @@ executed; 127 if CMD is not found.`,
   cordon run --workspace ~/src/app --write ~/.cache/go-build -- go build ./...
   echo hi | cordon run -- cat
   cordon run --memory 2G --timeout 10m -- npm test
-  cordon run --env GITHUB_TOKEN -- gh pr list   # pass one secret on purpose`,
+  cordon run --env GITHUB_TOKEN -- gh pr list   # pass one secret on purpose
+  cordon run --allow-domain pypi.org --allow-domain files.pythonhosted.org -- pip download idna
+  cordon run --allow-domain github.com --allow-domain '*.githubusercontent.com' -- git clone https://github.com/o/r`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return fmt.Errorf("no command to run: cordon run [flags] -- CMD [ARGS...]")
@@ -89,7 +109,11 @@ executed; 127 if CMD is not found.`,
 	fl.DurationVar(&f.timeout, "timeout", 0, "kill the sandbox after this long, e.g. 30s or 10m; exit status 124")
 	fl.StringArrayVar(&f.degraded, "allow-degraded", nil, "run without `WALL` if this host cannot raise it: landlock, seccomp or cgroup (repeatable)")
 	fl.StringArrayVar(&f.ports, "allow-loopback-port", nil, "allow TCP connections to `PORT` on the sandbox's own loopback (repeatable)")
-	fl.BoolVarP(&f.verbose, "verbose", "v", false, "say what Cordon does: dropped variables, cgroup, walls")
+	fl.StringArrayVar(&f.allow, "allow-domain", nil, "let connections to `HOST` out through the gateway: example.com, *.example.org (not the apex), example.com:8443, 10.0.0.5, 10.0.0.0/8 (repeatable)")
+	fl.StringArrayVar(&f.deny, "deny-domain", nil, "refuse `HOST` even if --allow-domain allows it; same forms (repeatable)")
+	fl.StringVar(&f.upstream, "upstream-proxy", "", "send allowed connections on through this proxy, http://HOST:PORT or socks5://HOST:PORT (it resolves names)")
+	fl.StringVar(&f.audit, "audit", "", "write the run's audit log (JSON Lines) to `FILE`; none: no log (default: a new file in ~/.local/state/cordon/audit)")
+	fl.BoolVarP(&f.verbose, "verbose", "v", false, "say what Cordon does: dropped variables, cgroup, walls, each denied connection")
 	return cmd
 }
 
@@ -112,6 +136,15 @@ func runRun(ctx context.Context, f runFlags, argv []string) error {
 	for _, d := range dropped {
 		logf("not passing %s", d)
 	}
+	self, err := os.Executable()
+	if err != nil {
+		self = ""
+	}
+	env = withEnv(env, proxyEnv(self, os.Getenv("JAVA_TOOL_OPTIONS")))
+	eg, err := startEgress(p, f.audit, argv, logf)
+	if err != nil {
+		return &sandbox.Error{Code: sandbox.ExitInternal, Err: err}
+	}
 	cwd, _ := os.Getwd()
 	if cwd != "" {
 		if r, err := filepath.EvalSymlinks(cwd); err == nil {
@@ -123,9 +156,12 @@ func runRun(ctx context.Context, f runFlags, argv []string) error {
 	}
 	status, err := sandbox.Run(ctx, sandbox.Options{
 		Policy: p, Argv: argv, Env: env, Cwd: cwd,
-		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
+		Listen: []uint16{gateway.HTTPPort, gateway.SOCKSPort},
+		Serve:  eg.serve,
+		Stdin:  os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
 		Log: logf, Warn: warnf,
 	})
+	eg.finish(status, err)
 	if err != nil {
 		return err
 	}
@@ -203,6 +239,7 @@ func buildPolicy(f runFlags) (policy.Policy, error) {
 			p.Degraded[w] = true
 		}
 	}
+	p.Network = policy.Network{Allow: f.allow, Deny: f.deny, Upstream: f.upstream}
 	for _, s := range f.ports {
 		n, err := strconv.ParseUint(s, 10, 16)
 		if err != nil || n == 0 {

@@ -58,6 +58,16 @@ type Policy struct {
 	// its own network namespace; none by default.
 	ConnectPorts []uint16
 	Hostname     string
+	Network      Network
+}
+
+// Network is the egress policy: the only way out of the sandbox is the
+// gateway, and it lets out what these rules allow. Rules are kept as the
+// user wrote them; the gateway parses and canonicalises them.
+type Network struct {
+	Allow    []string // --allow-domain: names, *.suffixes, IPs, CIDRs, with optional :port
+	Deny     []string // --deny-domain: wins over Allow
+	Upstream string   // --upstream-proxy: http:// or socks5:// URL, "" to go direct
 }
 
 // Default returns the built-in policy for a workspace, the user's home

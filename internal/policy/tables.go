@@ -44,6 +44,7 @@ var Masks = []Entry{
 	{"~/.password-store", Dir, "pass password store"},
 	{"~/.local/share/keyrings", Dir, "GNOME keyring"},
 	{"~/.local/share/kwalletd", Dir, "KDE wallet"},
+	{"~/.local/state/cordon", Dir, "Cordon's audit logs: other runs' commands and destinations"},
 	// Tokens of developer tools.
 	{"~/.netrc", File, "HTTP and FTP passwords (curl, git, pip)"},
 	{"~/.git-credentials", File, "git credential store"},

@@ -53,6 +53,11 @@ func Init() {
 	if err := loopbackUp(); err != nil {
 		fail(ExitInternal, fmt.Errorf("bringing up lo: %w", err))
 	}
+	for _, port := range plan.Listen {
+		if err := handOverListener(syncSock, port); err != nil {
+			fail(ExitInternal, err)
+		}
+	}
 	if err := unix.Sethostname([]byte(plan.Hostname)); err != nil {
 		fail(ExitInternal, fmt.Errorf("setting the hostname: %w", err))
 	}
@@ -253,4 +258,27 @@ func sendMessage(sock *os.File, m message, fd int) error {
 		oob = unix.UnixRights(fd)
 	}
 	return unix.Sendmsg(int(sock.Fd()), b, oob, nil, 0)
+}
+
+// handOverListener listens on 127.0.0.1:port in the sandbox's network
+// namespace and hands the socket to the supervisor, which accepts on it:
+// a connection from inside reaches the gateway with no process of the
+// sandbox in between, and init keeps no copy, so if the supervisor goes,
+// connecting is refused.
+func handOverListener(sock *os.File, port uint16) error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("opening the gateway's socket: %w", err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Port: int(port), Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		return fmt.Errorf("binding the gateway to 127.0.0.1:%d: %w", port, err)
+	}
+	if err := unix.Listen(fd, 4096); err != nil {
+		return fmt.Errorf("listening on 127.0.0.1:%d: %w", port, err)
+	}
+	if err := sendMessage(sock, message{Kind: "listener", Port: port}, fd); err != nil {
+		return fmt.Errorf("handing 127.0.0.1:%d to the supervisor: %w", port, err)
+	}
+	return nil
 }

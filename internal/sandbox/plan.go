@@ -26,7 +26,10 @@ type Plan struct {
 	Landlock     Enforce  `json:"landlock"`
 	Seccomp      Enforce  `json:"seccomp"`
 	ConnectPorts []uint16 `json:"connect_ports,omitempty"`
-	Rlimits      []Rlimit `json:"rlimits,omitempty"`
+	// Listen are TCP ports init listens on at the sandbox's own
+	// 127.0.0.1; each listening socket goes to the supervisor.
+	Listen  []uint16 `json:"listen,omitempty"`
+	Rlimits []Rlimit `json:"rlimits,omitempty"`
 }
 
 // Enforce says how hard a wall is raised.
@@ -67,10 +70,13 @@ type Rlimit struct {
 
 // message is one packet on the sync socket from init to the supervisor.
 type message struct {
-	Kind string `json:"kind"` // "tty" (carries the pty master), "started", "error", "warn"
+	// "tty" (carries the pty master), "listener" (carries a listening
+	// socket), "started", "error", "warn"
+	Kind string `json:"kind"`
 	Text string `json:"text,omitempty"`
 	Code int    `json:"code,omitempty"`
 	Pid  int    `json:"pid,omitempty"`
+	Port uint16 `json:"port,omitempty"`
 }
 
 // Exit codes of `cordon run` that are not the command's own.

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"fmt"
+	"net"
 	"os"
 
 	"github.com/cordon-sandbox/cordon/internal/policy"
@@ -24,6 +25,12 @@ type Options struct {
 	Argv   []string
 	Env    []string // already filtered
 	Cwd    string   // the caller's working directory
+
+	// Listen are TCP ports to listen on at the sandbox's own 127.0.0.1;
+	// Serve gets each listening socket, before the command starts, to
+	// accept on from the host side. Connecting to them is allowed.
+	Listen []uint16
+	Serve  func(port uint16, l net.Listener)
 
 	Stdin, Stdout, Stderr *os.File
 	// Log receives Cordon's own notes (--verbose) and warnings; never nil.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -43,7 +44,8 @@ func Run(ctx context.Context, o Options) (int, error) {
 		Hostname:     p.Hostname,
 		Landlock:     Required,
 		Seccomp:      Required,
-		ConnectPorts: p.ConnectPorts,
+		ConnectPorts: append(append([]uint16(nil), p.ConnectPorts...), o.Listen...),
+		Listen:       o.Listen,
 	}
 	if p.Degraded[policy.WallLandlock] {
 		plan.Landlock = BestEffort
@@ -369,6 +371,10 @@ func launch(ctx context.Context, o Options, plan *Plan, leaf *cgroup.Leaf, job *
 		switch m.Kind {
 		case "tty":
 			master = os.NewFile(uintptr(fd), "pty")
+		case "listener":
+			if err := serve(o, m.Port, fd); err != nil {
+				return 0, internal("%w", err)
+			}
 		case "warn":
 			o.Warn("%s", m.Text)
 		case "error":
@@ -429,6 +435,25 @@ func launch(ctx context.Context, o Options, plan *Plan, leaf *cgroup.Leaf, job *
 			return statusOf(ws), nil
 		}
 	}
+}
+
+// serve hands a listening socket from init to o.Serve.
+func serve(o Options, port uint16, fd int) error {
+	if fd < 0 {
+		return fmt.Errorf("init sent no socket for 127.0.0.1:%d", port)
+	}
+	f := os.NewFile(uintptr(fd), "listener")
+	defer f.Close()
+	l, err := net.FileListener(f)
+	if err != nil {
+		return fmt.Errorf("taking the sandbox's socket for 127.0.0.1:%d: %w", port, err)
+	}
+	if o.Serve == nil {
+		l.Close()
+		return nil
+	}
+	o.Serve(port, l)
+	return nil
 }
 
 // proc is a child the supervisor waits for with wait4.

@@ -1,0 +1,194 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/cordon-sandbox/cordon/internal/audit"
+	"github.com/cordon-sandbox/cordon/internal/gateway"
+	"github.com/cordon-sandbox/cordon/internal/policy"
+)
+
+// testResolver, when set, replaces the host's resolver in the gateway. Only
+// a binary built with the cordon_testhooks tag sets it (testhooks.go): the
+// integration tests point test names at their loopback servers with it.
+var testResolver gateway.Resolver
+
+// keepAuditLogs is how many runs' logs the default audit directory keeps.
+const keepAuditLogs = 500
+
+// egress is one run's gateway and audit log.
+type egress struct {
+	gw  *gateway.Gateway
+	log *audit.Log
+}
+
+// startEgress parses the network policy and makes the gateway and the audit
+// log; the gateway serves once the sandbox hands it its sockets.
+func startEgress(p policy.Policy, auditPath string, argv []string, logf func(string, ...any)) (*egress, error) {
+	var rules gateway.Rules
+	for _, s := range p.Network.Allow {
+		r, err := gateway.ParseRule(s)
+		if err != nil {
+			return nil, fmt.Errorf("--allow-domain %s: %w", s, err)
+		}
+		rules.Allow = append(rules.Allow, r)
+	}
+	for _, s := range p.Network.Deny {
+		r, err := gateway.ParseRule(s)
+		if err != nil {
+			return nil, fmt.Errorf("--deny-domain %s: %w", s, err)
+		}
+		rules.Deny = append(rules.Deny, r)
+	}
+	var up *url.URL
+	if p.Network.Upstream != "" {
+		u, err := gateway.ParseUpstream(p.Network.Upstream)
+		if err != nil {
+			return nil, fmt.Errorf("--upstream-proxy: %w", err)
+		}
+		up = u
+	}
+
+	var log *audit.Log
+	if auditPath != "none" {
+		path := auditPath
+		if path == "" {
+			var err error
+			if path, err = audit.DefaultPath(time.Now(), os.Getpid()); err != nil {
+				return nil, fmt.Errorf("audit log: %w (name one with --audit FILE, or --audit none)", err)
+			}
+		}
+		l, err := audit.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("audit log: %w", err)
+		}
+		log = l
+		logf("audit log %s", path)
+		if auditPath == "" {
+			go audit.Prune(filepathDir(path), keepAuditLogs)
+		}
+	}
+	digest, err := policyDigest(p)
+	if err != nil {
+		log.Close()
+		return nil, err
+	}
+	log.Write(audit.Event{Event: audit.KindStart, PolicyDigest: digest, Command: argv, Workspace: p.Workspace, Version: version})
+
+	gw, err := gateway.New(gateway.Config{
+		Rules:    rules,
+		Upstream: up,
+		Resolver: testResolver,
+		Audit:    log,
+		Log:      logf,
+	})
+	if err != nil {
+		log.Close()
+		return nil, err
+	}
+	return &egress{gw: gw, log: log}, nil
+}
+
+// serve is sandbox.Options.Serve: the gateway's two protocols on their
+// ports inside.
+func (e *egress) serve(port uint16, l net.Listener) {
+	switch port {
+	case gateway.HTTPPort:
+		go e.gw.ServeHTTP(l)
+	case gateway.SOCKSPort:
+		go e.gw.ServeSOCKS(l)
+	default:
+		l.Close()
+	}
+}
+
+// finish ends every connection, and closes the log with the run's end.
+func (e *egress) finish(status int, runErr error) {
+	e.gw.Close()
+	ev := audit.Event{Event: audit.KindEnd}
+	if runErr != nil {
+		ev.Error = runErr.Error()
+	} else {
+		ev.ExitCode = &status
+	}
+	e.log.Write(ev)
+	e.log.Close()
+}
+
+func filepathDir(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i > 0 {
+		return p[:i]
+	}
+	return "."
+}
+
+// policyDigest names the effective policy in the audit log: a change to
+// any wall changes it.
+func policyDigest(p policy.Policy) (string, error) {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return "", fmt.Errorf("hashing the policy: %w", err)
+	}
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:]), nil
+}
+
+// proxyEnv is what common tools need to find the gateway inside: the
+// usual proxy variables in both cases, and the tool-specific ones. self is
+// the cordon binary, which stands as git's ssh ProxyCommand ("" if its
+// path cannot be put in a shell command as is). The JVM's settings go
+// after the caller's own javaOpts.
+func proxyEnv(self, javaOpts string) []string {
+	httpProxy := fmt.Sprintf("http://127.0.0.1:%d", gateway.HTTPPort)
+	socks := fmt.Sprintf("socks5h://127.0.0.1:%d", gateway.SOCKSPort)
+	noProxy := "localhost,127.0.0.1,::1"
+	if javaOpts = strings.TrimSpace(javaOpts); javaOpts != "" {
+		javaOpts += " "
+	}
+	env := []string{
+		"HTTP_PROXY=" + httpProxy, "http_proxy=" + httpProxy,
+		"HTTPS_PROXY=" + httpProxy, "https_proxy=" + httpProxy,
+		"ALL_PROXY=" + socks, "all_proxy=" + socks,
+		"NO_PROXY=" + noProxy, "no_proxy=" + noProxy,
+		// npm and pip read their own settings first.
+		"npm_config_proxy=" + httpProxy, "npm_config_https_proxy=" + httpProxy,
+		"npm_config_noproxy=" + noProxy,
+		"PIP_PROXY=" + httpProxy,
+		"CARGO_HTTP_PROXY=" + httpProxy,
+		// Node's own fetch and http follow the variables when asked
+		// (Node 22.21 and 24 on).
+		"NODE_USE_ENV_PROXY=1",
+		// The JVM reads only its properties.
+		fmt.Sprintf("JAVA_TOOL_OPTIONS=%s-Dhttp.proxyHost=127.0.0.1 -Dhttp.proxyPort=%d -Dhttps.proxyHost=127.0.0.1 -Dhttps.proxyPort=%d -Dhttp.nonProxyHosts=localhost|127.0.0.1",
+			javaOpts, gateway.HTTPPort, gateway.HTTPPort),
+	}
+	if self != "" && !strings.ContainsAny(self, " \t\n'\"\\$`;&|<>()*?[]{}~#!") {
+		env = append(env, fmt.Sprintf("GIT_SSH_COMMAND=ssh -o ProxyCommand='%s connect %%h %%p'", self))
+	}
+	return env
+}
+
+// withEnv sets each NAME=VALUE of set in env, replacing what was there.
+func withEnv(env, set []string) []string {
+	names := map[string]bool{}
+	for _, kv := range set {
+		name, _, _ := strings.Cut(kv, "=")
+		names[name] = true
+	}
+	out := make([]string, 0, len(env)+len(set))
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		if !names[name] {
+			out = append(out, kv)
+		}
+	}
+	return append(out, set...)
+}
