@@ -14,6 +14,7 @@
 //     vetted ([Rules.CheckResolved], [Forbidden]): loopback, private,
 //     link-local, metadata and this host's own addresses are refused unless
 //     a rule names them; the vetted address is the one dialled;
+//   - in a tunnel, a TLS hello must name the server that was allowed;
 //   - a denial is answered with the rule and the flag that would allow it
 //     (HTTP 403, SOCKS5 reply 2), and every decision is audited.
 //

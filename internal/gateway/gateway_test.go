@@ -746,3 +746,103 @@ func FuzzReadSOCKS(f *testing.F) {
 		}
 	})
 }
+
+// TestHelloServerName: a TLS hello that names another server than the
+// allowed CONNECT or SOCKS5 target ends the tunnel before a byte of it
+// reaches the destination; a server that speaks first still works.
+func TestHelloServerName(t *testing.T) {
+	var reached sync.Map
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	}))
+	srv.Config.ConnState = func(c net.Conn, s http.ConnState) {
+		if s == http.StateActive {
+			reached.Store(c.RemoteAddr().String(), true)
+		}
+	}
+	srv.StartTLS()
+	defer srv.Close()
+	port := portOf(t, srv.Listener.Addr().String())
+	tg := startGateway(t, Config{
+		Rules:    rules(t, []string{"example.com", "127.0.0.1:" + port}, nil),
+		Resolver: hosts{"example.com": {loopback}},
+	})
+	roots := srv.Client().Transport.(*http.Transport).TLSClientConfig
+	for _, name := range []string{"evil.example", "EXAMPLE.net"} {
+		cfg := roots.Clone()
+		cfg.ServerName = name
+		cfg.InsecureSkipVerify = true // the server's answer is not the point
+		c, err := net.Dial("tcp", tg.httpAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(c, "CONNECT example.com:%s HTTP/1.1\r\n\r\n", port)
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, &http.Request{Method: "CONNECT"})
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("CONNECT: %v %v", resp, err)
+		}
+		tc := tls.Client(&bufferedConn{Conn: c, r: br}, cfg)
+		tc.SetDeadline(time.Now().Add(10 * time.Second))
+		if err := tc.Handshake(); err == nil {
+			t.Errorf("a TLS handshake naming %s through CONNECT example.com succeeded", name)
+		}
+		c.Close()
+	}
+	n := 0
+	reached.Range(func(any, any) bool { n++; return true })
+	if n != 0 {
+		t.Errorf("%d requests reached the server", n)
+	}
+	tg.Close()
+	denied := 0
+	for _, e := range tg.events(t) {
+		if e.Decision == audit.Deny && strings.Contains(e.Reason, "TLS hello names server") {
+			denied++
+		}
+	}
+	if denied != 2 {
+		t.Errorf("%d hello denials audited, want 2", denied)
+	}
+}
+
+func TestServerSpeaksFirst(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				io.WriteString(c, "220 greetings\r\n")
+				io.Copy(c, c)
+			}()
+		}
+	}()
+	port := portOf(t, l.Addr().String())
+	tg := startGateway(t, Config{Rules: rules(t, []string{"127.0.0.1:" + port}, nil)})
+	c, err := net.Dial("tcp", tg.socksAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if reply, err := socksHandshake(c, 1, "127.0.0.1", port); err != nil || reply != 0 {
+		t.Fatalf("SOCKS5 CONNECT: %d %v", reply, err)
+	}
+	br := bufio.NewReader(c)
+	line, err := br.ReadString('\n')
+	if err != nil || line != "220 greetings\r\n" {
+		t.Fatalf("greeting = %q, %v", line, err)
+	}
+	io.WriteString(c, "QUIT\r\n")
+	if line, err := br.ReadString('\n'); err != nil || line != "QUIT\r\n" {
+		t.Fatalf("echo = %q, %v", line, err)
+	}
+}

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -88,19 +89,16 @@ func (g *Gateway) connect(c net.Conn, br *bufio.Reader, h *head) {
 		return
 	}
 	// Bytes the client sent right behind the CONNECT (a TLS hello, say)
-	// are in br already.
-	var early int64
+	// are in br already; they go through the hello check first.
+	var early []byte
 	if n := br.Buffered(); n > 0 {
-		b, _ := br.Peek(n)
-		if _, err := up.Write(b); err != nil {
-			up.Close()
-			g.record(r, addr, v, 0, 0, err)
-			return
-		}
-		early = int64(n)
+		early, _ = br.Peek(n)
 	}
-	upN, downN := relay(c, up, g.idle)
-	g.record(r, addr, v, early+upN, downN, nil)
+	gate := func() (int64, error) {
+		return checkHello(io.MultiReader(bytes.NewReader(early), c), up, dest)
+	}
+	upN, downN, err := relay(c, up, g.idle, gate)
+	g.record(r, addr, v, upN, downN, err)
 }
 
 // sameAuthority reports whether a Host header names dest and port; a Host

@@ -169,8 +169,9 @@ func (g *Gateway) handleSOCKS(c net.Conn) {
 		g.record(r, addr, v, 0, 0, err)
 		return
 	}
-	upN, downN := relay(c, up, g.idle)
-	g.record(r, addr, v, upN, downN, nil)
+	gate := func() (int64, error) { return checkHello(c, up, r.dest) }
+	upN, downN, err := relay(c, up, g.idle, gate)
+	g.record(r, addr, v, upN, downN, err)
 }
 
 func socksReplyFor(err error) byte {

@@ -28,7 +28,12 @@ type tunnel struct {
 // then closes both. Each direction's end (EOF) is passed on as a
 // half-close, so a client that shuts down its writing side still gets
 // the whole answer. It returns the bytes sent up (client→dest) and down.
-func relay(client, dest net.Conn, idle time.Duration) (up, down int64) {
+//
+// gate, if not nil, runs first in the up direction, while the down
+// direction already flows (a server may speak first): it reads what it must
+// see from the client, writes what may pass to dest, and returns the bytes
+// it sent, or an error that ends the tunnel (returned as err).
+func relay(client, dest net.Conn, idle time.Duration, gate func() (int64, error)) (up, down int64, err error) {
 	t := &tunnel{idle: idle}
 	t.touch()
 	var wg sync.WaitGroup
@@ -37,11 +42,21 @@ func relay(client, dest net.Conn, idle time.Duration) (up, down int64) {
 		defer wg.Done()
 		down = t.pump(client, dest)
 	}()
-	up = t.pump(dest, client)
+	if gate != nil {
+		client.SetReadDeadline(time.Now().Add(idle))
+		up, err = gate()
+	}
+	if err == nil {
+		n := t.pump(dest, client)
+		up += n
+	} else {
+		client.Close()
+		dest.Close()
+	}
 	wg.Wait()
 	client.Close()
 	dest.Close()
-	return up, down
+	return up, down, err
 }
 
 func (t *tunnel) touch() { t.last.Store(time.Now().UnixNano()) }
