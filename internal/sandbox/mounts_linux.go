@@ -201,12 +201,12 @@ func applyMasks(masks []Mask) error {
 	if len(masks) == 0 {
 		return nil
 	}
-	empty, err := emptyTmpfs()
+	empty, err := emptyTmpfs(decoyBytes(masks))
 	if err != nil {
 		return err
 	}
 	defer unix.Close(empty)
-	for _, m := range masks {
+	for i, m := range masks {
 		st, err := os.Stat(m.Path)
 		if err != nil {
 			continue // absent: see the package doc for what that means
@@ -214,6 +214,13 @@ func applyMasks(masks []Mask) error {
 		src := "dir"
 		if !st.IsDir() {
 			src = "file"
+		}
+		// A decoy only where the host has what the table expects (a
+		// directory for a directory mask): otherwise an empty mask.
+		if len(m.Decoy) > 0 && m.File != st.IsDir() {
+			if src, err = writeDecoy(empty, i, m, st.IsDir()); err != nil {
+				return err
+			}
 		}
 		fd, err := unix.OpenTree(empty, src, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
 		if err != nil {
@@ -232,15 +239,70 @@ func applyMasks(masks []Mask) error {
 	return nil
 }
 
+// decoyBytes is the room the decoys need in the mask tmpfs.
+func decoyBytes(masks []Mask) int {
+	n := 0
+	for _, m := range masks {
+		for _, f := range m.Decoy {
+			n += len(f.Content) + 4096
+		}
+	}
+	return n
+}
+
+// writeDecoy writes mask i's decoy files into the mask tmpfs and returns
+// the name of what to mount: a directory "decoy-i" or a file "decoy-i".
+// They never touch the host's disk: the tmpfs is the sandbox's own.
+func writeDecoy(mfd, i int, m Mask, dir bool) (string, error) {
+	name := fmt.Sprintf("decoy-%d", i)
+	write := func(rel string, f DecoyFile) error {
+		fd, err := unix.Openat(mfd, rel, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, f.Mode&0o777)
+		if err != nil {
+			return fmt.Errorf("creating the decoy %s for %s: %w", rel, m.Path, err)
+		}
+		defer unix.Close(fd)
+		for b := f.Content; len(b) > 0; {
+			n, err := unix.Write(fd, b)
+			if err != nil {
+				return fmt.Errorf("writing the decoy %s for %s: %w", rel, m.Path, err)
+			}
+			b = b[n:]
+		}
+		return unix.Fchmod(fd, f.Mode&0o777)
+	}
+	if !dir {
+		return name, write(name, m.Decoy[0])
+	}
+	if err := unix.Mkdirat(mfd, name, 0o700); err != nil {
+		return "", fmt.Errorf("creating the decoy directory for %s: %w", m.Path, err)
+	}
+	for _, f := range m.Decoy {
+		rel := filepath.Clean(f.Rel)
+		if rel == "." || filepath.IsAbs(rel) || strings.HasPrefix(rel, "..") {
+			return "", fmt.Errorf("decoy file %q for %s: not a relative path", f.Rel, m.Path)
+		}
+		if sub := filepath.Dir(rel); sub != "." {
+			if err := unix.Mkdirat(mfd, filepath.Join(name, sub), 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
+				return "", fmt.Errorf("creating the decoy directory %s for %s: %w", sub, m.Path, err)
+			}
+		}
+		if err := write(filepath.Join(name, rel), f); err != nil {
+			return "", err
+		}
+	}
+	return name, nil
+}
+
 // emptyTmpfs makes a detached tmpfs holding an empty directory "dir" and an
-// empty file "file", the sources of every mask.
-func emptyTmpfs() (int, error) {
+// empty file "file", the sources of every mask, with room for extra bytes
+// of decoys.
+func emptyTmpfs(extra int) (int, error) {
 	fsfd, err := unix.Fsopen("tmpfs", unix.FSOPEN_CLOEXEC)
 	if err != nil {
 		return -1, fmt.Errorf("opening a tmpfs for masks: %w", err)
 	}
 	defer unix.Close(fsfd)
-	if err := unix.FsconfigSetString(fsfd, "size", "4k"); err != nil {
+	if err := unix.FsconfigSetString(fsfd, "size", fmt.Sprint(16<<10+extra)); err != nil {
 		return -1, fmt.Errorf("configuring the mask tmpfs: %w", err)
 	}
 	if err := unix.FsconfigCreate(fsfd); err != nil {

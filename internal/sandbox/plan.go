@@ -40,10 +40,20 @@ const (
 	BestEffort Enforce = "best-effort" // the user allowed a degraded wall by name
 )
 
-// Mask is one masked path.
+// Mask is one masked path: empty, or holding decoys.
 type Mask struct {
 	Path string `json:"path"`
 	File bool   `json:"file,omitempty"`
+	// Decoy are the files the mask shows instead of nothing: one with
+	// Rel "" for a file mask. They live only in a tmpfs of the sandbox.
+	Decoy []DecoyFile `json:"decoy,omitempty"`
+}
+
+// DecoyFile is one file of a decoy.
+type DecoyFile struct {
+	Rel     string `json:"rel,omitempty"` // relative to a directory mask; may hold one "/"
+	Mode    uint32 `json:"mode"`
+	Content []byte `json:"content"`
 }
 
 // Shadow is a read-only overlay on Dir whose upper layer holds a whiteout

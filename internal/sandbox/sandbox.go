@@ -32,6 +32,10 @@ type Options struct {
 	Listen []uint16
 	Serve  func(port uint16, l net.Listener)
 
+	// Decoys fill masked paths (keyed by Policy.Masks' Path) that exist
+	// on the host with fake files instead of nothing.
+	Decoys map[string][]DecoyFile
+
 	Stdin, Stdout, Stderr *os.File
 	// Log receives Cordon's own notes (--verbose) and warnings; never nil.
 	Log func(format string, args ...any)

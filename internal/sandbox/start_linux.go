@@ -63,6 +63,11 @@ func Run(ctx context.Context, o Options) (int, error) {
 	if err := planFilesystem(&plan, p, &job); err != nil {
 		return 0, err
 	}
+	for i, m := range plan.Masks {
+		if files := o.Decoys[m.Path]; len(files) > 0 && exists(m.Path) {
+			plan.Masks[i].Decoy = files
+		}
+	}
 
 	// Limits: a cgroup leaf when one can be made, rlimits otherwise.
 	leaf, err := makeLeaf(p, &plan, o)
