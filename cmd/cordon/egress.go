@@ -32,7 +32,7 @@ type egress struct {
 
 // startEgress parses the network policy and makes the gateway and the audit
 // log; the gateway serves once the sandbox hands it its sockets.
-func startEgress(p policy.Policy, auditPath string, argv []string, logf func(string, ...any)) (*egress, error) {
+func startEgress(p policy.Policy, auditPath string, argv []string, logf func(string, ...any), dec *decoys, al *alarm) (*egress, error) {
 	var rules gateway.Rules
 	for _, s := range p.Network.Allow {
 		r, err := gateway.ParseRule(s)
@@ -83,13 +83,18 @@ func startEgress(p policy.Policy, auditPath string, argv []string, logf func(str
 	}
 	log.Write(audit.Event{Event: audit.KindStart, PolicyDigest: digest, Command: argv, Workspace: p.Workspace, Version: version})
 
-	gw, err := gateway.New(gateway.Config{
+	cfg := gateway.Config{
 		Rules:    rules,
 		Upstream: up,
 		Resolver: testResolver,
 		Audit:    log,
 		Log:      logf,
-	})
+	}
+	if dec != nil {
+		cfg.Canaries = dec.scanner
+		cfg.OnCanary = al.onCanary
+	}
+	gw, err := gateway.New(cfg)
 	if err != nil {
 		log.Close()
 		return nil, err

@@ -23,7 +23,8 @@ no process outside its own.
 
 Exit status of "cordon run": the command's own; 128+N if it died of signal N;
 124 on --timeout; 125 if Cordon could not start the sandbox (the reason is
-printed); 126 if the command cannot be executed; 127 if it is not found.`,
+printed); 126 if the command cannot be executed; 127 if it is not found; 86
+if a decoy credential tried to leave and the run was stopped.`,
 		Version:       versionString(),
 		SilenceUsage:  true,
 		SilenceErrors: true,

@@ -31,6 +31,8 @@ type runFlags struct {
 	deny      []string
 	upstream  string
 	audit     string
+	noDecoys  bool
+	onCanary  string
 	verbose   bool
 }
 
@@ -42,7 +44,11 @@ func newRunCmd() *cobra.Command {
 		Long: `Run CMD in a new sandbox and return its exit status.
 
 Inside, CMD sees the host read-only, minus credential stores (~/.aws, ~/.ssh,
-~/.config/gh, ... : see the README) and host sockets (/run), which appear empty.
+~/.config/gh, ... : see the README), which hold decoys instead (fakes in the
+real formats, made for the run, with canary tokens: if one tries to leave
+through the gateway, it is blocked, cordon raises an alarm on its stderr and
+stops the run with exit status 86), and host sockets (/run), which appear
+empty.
 It can write only the workspace (the current directory, or --workspace), the
 paths given with --write, and a private /tmp and /dev/shm. In the workspace,
 files that host tools execute or trust later (.git/hooks, .git/config,
@@ -76,7 +82,8 @@ it started dies with it.
 
 Exit status: CMD's own; 128+N if CMD died of signal N; 124 if --timeout
 killed it; 125 if Cordon could not start the sandbox; 126 if CMD cannot be
-executed; 127 if CMD is not found.`,
+executed; 127 if CMD is not found; 86 if a decoy credential tried to leave (see
+--on-canary).`,
 		Example: `  cordon run -- make test
   cordon run --workspace ~/src/app --write ~/.cache/go-build -- go build ./...
   echo hi | cordon run -- cat
@@ -113,6 +120,8 @@ executed; 127 if CMD is not found.`,
 	fl.StringArrayVar(&f.deny, "deny-domain", nil, "refuse `HOST` even if --allow-domain allows it; same forms (repeatable)")
 	fl.StringVar(&f.upstream, "upstream-proxy", "", "send allowed connections on through this proxy, http://HOST:PORT or socks5://HOST:PORT (it resolves names)")
 	fl.StringVar(&f.audit, "audit", "", "write the run's audit log (JSON Lines) to `FILE`; none: no log (default: a new file in ~/.local/state/cordon/audit)")
+	fl.BoolVar(&f.noDecoys, "no-decoys", false, "leave masked credential stores empty instead of filling them with decoys that carry canary tokens")
+	fl.StringVar(&f.onCanary, "on-canary", "stop", "when a decoy's canary tries to leave: stop (block it and end the run, exit status 86) or block (block it, keep running)")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "say what Cordon does: dropped variables, cgroup, walls, each denied connection")
 	return cmd
 }
@@ -141,7 +150,28 @@ func runRun(ctx context.Context, f runFlags, argv []string) error {
 		self = ""
 	}
 	env = withEnv(env, proxyEnv(self, os.Getenv("JAVA_TOOL_OPTIONS")))
-	eg, err := startEgress(p, f.audit, argv, logf)
+	if f.onCanary != "stop" && f.onCanary != "block" {
+		return &sandbox.Error{Code: sandbox.ExitInternal, Err: fmt.Errorf("--on-canary %q: stop or block", f.onCanary)}
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var dec *decoys
+	var alarmed *alarm
+	if !f.noDecoys {
+		home, _ := os.UserHomeDir()
+		if dec, err = makeDecoys(home); err != nil {
+			return &sandbox.Error{Code: sandbox.ExitInternal, Err: err}
+		}
+		alarmed = &alarm{d: dec}
+		if f.onCanary == "stop" {
+			alarmed.stop = stop
+		}
+		logf("%d decoy credential stores, %d canary tokens", len(dec.files), len(dec.canaries))
+	}
+	eg, err := startEgress(p, f.audit, argv, logf, dec, alarmed)
 	if err != nil {
 		return &sandbox.Error{Code: sandbox.ExitInternal, Err: err}
 	}
@@ -151,16 +181,21 @@ func runRun(ctx context.Context, f runFlags, argv []string) error {
 			cwd = r
 		}
 	}
-	if ctx == nil {
-		ctx = context.Background()
+	var decoyFiles map[string][]sandbox.DecoyFile
+	if dec != nil {
+		decoyFiles = dec.files
 	}
 	status, err := sandbox.Run(ctx, sandbox.Options{
 		Policy: p, Argv: argv, Env: env, Cwd: cwd,
 		Listen: []uint16{gateway.HTTPPort, gateway.SOCKSPort},
 		Serve:  eg.serve,
+		Decoys: decoyFiles,
 		Stdin:  os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
 		Log: logf, Warn: warnf,
 	})
+	if alarmed != nil && alarmed.tripped() && f.onCanary == "stop" && err == nil {
+		status = ExitCanary
+	}
 	eg.finish(status, err)
 	if err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cordon-sandbox/cordon/internal/audit"
+	"github.com/cordon-sandbox/cordon/internal/canary"
 )
 
 // Ports the gateway listens on inside the sandbox, on its own 127.0.0.1.
@@ -67,6 +68,12 @@ type Config struct {
 	MaxTunnels int
 	// IdleTimeout overrides IdleTimeout (tests).
 	IdleTimeout time.Duration
+	// Canaries, if set, holds the run's canary tokens: a request or
+	// tunnel that carries one is cut, audited and reported to OnCanary.
+	Canaries *canary.Scanner
+	// OnCanary is called once for each connection that tripped a canary,
+	// after it was cut.
+	OnCanary func(proto, hostport string, t *Tripped)
 }
 
 // Gateway decides, dials and relays the connections a sandbox asks for.
@@ -272,6 +279,9 @@ func (d *Denied) Error() string {
 // refuses it, another error if it cannot be reached. The address
 // returned is the one dialled ("" through an upstream proxy).
 func (g *Gateway) dial(ctx context.Context, r *request) (net.Conn, string, Verdict, error) {
+	if err := g.scanName("host name", r.dest.String()); err != nil {
+		return nil, "", Verdict{}, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, DialTimeout)
 	defer cancel()
 	rules := g.cfg.Rules
@@ -395,7 +405,19 @@ func (g *Gateway) record(r *request, addr string, v Verdict, up, down int64, err
 		DurationMS: float64(time.Since(r.start).Microseconds()) / 1000,
 	}
 	var denied *Denied
+	var tripped *Tripped
 	switch {
+	case errors.As(err, &tripped):
+		g.stats.Denied.Add(1)
+		ev.Decision = "deny"
+		ev.Rule, ev.Reason = "", tripped.Error()
+		g.cfg.Audit.Write(audit.Event{
+			Event: "canary", Proto: r.proto, Host: r.dest.String(), Port: int(r.port), Addr: addr,
+			Detail: map[string]string{"encoding": tripped.Hit.Encoding, "where": tripped.Where, "token_prefix": prefix(tripped.Hit.Token, 6)},
+		})
+		if g.cfg.OnCanary != nil {
+			g.cfg.OnCanary(r.proto, r.hostport(), tripped)
+		}
 	case errors.As(err, &denied):
 		g.stats.Denied.Add(1)
 		ev.Decision = "deny"
@@ -411,4 +433,11 @@ func (g *Gateway) record(r *request, addr string, v Verdict, up, down int64, err
 		}
 	}
 	g.cfg.Audit.Write(ev)
+}
+
+func prefix(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }

@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -18,10 +20,12 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/cordon-sandbox/cordon/internal/audit"
+	"github.com/cordon-sandbox/cordon/internal/canary"
 )
 
 // hosts is a resolver for tests: names to addresses, nothing else.
@@ -558,6 +562,8 @@ func TestLimits(t *testing.T) {
 		}
 	})
 	t.Run("tunnel cap", func(t *testing.T) {
+		// The connection of the test before may not have let go yet.
+		waitFor(t, func() bool { return len(tg.slots) == 0 })
 		var held []net.Conn
 		for range 2 {
 			c, err := net.Dial("tcp", tg.httpAddr)
@@ -845,4 +851,148 @@ func TestServerSpeaksFirst(t *testing.T) {
 	if line, err := br.ReadString('\n'); err != nil || line != "QUIT\r\n" {
 		t.Fatalf("echo = %q, %v", line, err)
 	}
+}
+
+// TestCanaryRoutes: a canary token leaving by any plaintext route is cut
+// before the destination gets it whole, reported once, and audited.
+func TestCanaryRoutes(t *testing.T) {
+	const token = "AKIAQ7X2M4ZKP3LB9TRW"
+	scanner, err := canary.New([]string{token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got sync.Map // path or tunnel payloads that arrived whole
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if b, err := io.ReadAll(r.Body); err == nil {
+			got.Store(r.URL.String()+string(b), true)
+		}
+	}))
+	defer srv.Close()
+	port := portOf(t, srv.Listener.Addr().String())
+	// The tunnels' destination takes whatever comes, as an attacker's
+	// would, and keeps it.
+	sink := startSink(t, &got)
+	var mu sync.Mutex
+	var trips []string
+	tg := startGateway(t, Config{
+		Rules:    rules(t, []string{"c.test", "*.c.test", "127.0.0.1:" + port, "127.0.0.1:" + sink}, nil),
+		Resolver: hosts{"c.test": {loopback}},
+		Canaries: scanner,
+		OnCanary: func(proto, hostport string, tr *Tripped) {
+			mu.Lock()
+			trips = append(trips, proto+" "+tr.Where)
+			mu.Unlock()
+		},
+	})
+	b64 := base64.StdEncoding.EncodeToString([]byte("key=" + token + "\n"))
+	base := "http://c.test:" + port
+	tests := []struct {
+		name string
+		req  string
+	}{
+		{"body", "POST " + base + "/ HTTP/1.1\r\nContent-Length: " + fmt.Sprint(len(b64)) + "\r\n\r\n" + b64},
+		{"chunked body", "POST " + base + "/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n" + b64[:5] + "\r\n" + fmt.Sprintf("%x", len(b64)-5) + "\r\n" + b64[5:] + "\r\n0\r\n\r\n"},
+		{"query", "GET " + base + "/?k=" + url.QueryEscape(b64) + " HTTP/1.1\r\n\r\n"},
+		{"header", "GET " + base + "/ HTTP/1.1\r\nAuthorization: Basic " + b64 + "\r\n\r\n"},
+		{"host name", "GET http://" + strings.ToLower(token) + ".c.test:" + port + "/ HTTP/1.1\r\n\r\n"},
+		{"CONNECT host name", "CONNECT " + strings.ToLower(token) + ".c.test:" + port + " HTTP/1.1\r\n\r\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if code, body := rawProxy(t, tg.httpAddr, tt.req); code != 403 || !strings.Contains(body, "canary") {
+				t.Errorf("%s: %d %q, want 403 naming the canary", tt.name, code, body)
+			}
+		})
+	}
+	// A plaintext tunnel, by CONNECT and by SOCKS5: cut before the token
+	// goes through.
+	hello := clientHello(t, "c.test")
+	for _, proto := range []string{"connect", "socks5", "hello then plaintext"} {
+		c, err := net.Dial("tcp", map[string]string{"connect": tg.httpAddr, "socks5": tg.socksAddr, "hello then plaintext": tg.httpAddr}[proto])
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		br := bufio.NewReader(c)
+		if proto != "socks5" {
+			fmt.Fprintf(c, "CONNECT c.test:%s HTTP/1.1\r\n\r\n", sink)
+			if resp, err := http.ReadResponse(br, &http.Request{Method: "CONNECT"}); err != nil || resp.StatusCode != 200 {
+				t.Fatalf("CONNECT: %v %v", resp, err)
+			}
+			if proto == "hello then plaintext" {
+				// A hello for the allowed name, then plaintext: the
+				// destination may be the attacker's, which reads both.
+				c.Write(hello)
+			}
+		} else if reply, err := socksHandshake(c, 1, "c.test", sink); err != nil || reply != 0 {
+			t.Fatalf("SOCKS5: %d %v", reply, err)
+		}
+		fmt.Fprintf(c, "POST /%s HTTP/1.1\r\nHost: c.test\r\nContent-Length: %d\r\n\r\n", proto, len(b64))
+		io.WriteString(c, b64[:10])
+		time.Sleep(50 * time.Millisecond) // the token split across writes
+		io.WriteString(c, b64[10:])
+		if _, err := io.ReadAll(br); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+			t.Logf("%s: %v", proto, err)
+		}
+		c.Close()
+	}
+	tg.Close()
+	n := 0
+	got.Range(func(k, _ any) bool { n++; t.Errorf("arrived whole: %q", k); return true })
+	mu.Lock()
+	defer mu.Unlock()
+	if len(trips) != len(tests)+3 {
+		t.Errorf("OnCanary called %d times (%q), want %d", len(trips), trips, len(tests)+3)
+	}
+	events := 0
+	for _, e := range tg.events(t) {
+		if e.Event == "canary" {
+			events++
+		}
+	}
+	if events != len(tests)+3 {
+		t.Errorf("%d canary events audited, want %d", events, len(tests)+3)
+	}
+}
+
+// startSink accepts connections and reads each to its end, as an
+// attacker's server would; a connection that delivered a whole POST (its
+// base64 body ends in padding) is stored in got. It returns its port.
+func startSink(t *testing.T, got *sync.Map) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				b, _ := io.ReadAll(c)
+				if bytes.Contains(b, []byte("POST /")) && bytes.HasSuffix(bytes.TrimSpace(b), []byte("=")) {
+					got.Store("tunnel:"+string(b), true)
+				}
+			}()
+		}
+	}()
+	return portOf(t, l.Addr().String())
+}
+
+// clientHello returns the first flight of a TLS client for name.
+func clientHello(t *testing.T, name string) []byte {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	go tls.Client(a, &tls.Config{ServerName: name}).Handshake()
+	b.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 16<<10)
+	n, err := b.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return buf[:n]
 }

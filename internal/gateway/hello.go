@@ -9,6 +9,8 @@ import (
 	"io"
 	"net"
 	"time"
+
+	"github.com/cordon-sandbox/cordon/internal/canary"
 )
 
 // A CONNECT (or SOCKS5) target is decided by name, but what a TLS server
@@ -31,7 +33,10 @@ var errHelloRead = errors.New("hello read")
 // checkHello reads from client up to the end of a TLS ClientHello (or the
 // first bytes, if they are not TLS), and writes what it read to dest. It
 // returns a *Denied error if the hello names another server than want.
-func checkHello(client io.Reader, dest io.Writer, want Dest) (int64, error) {
+//
+// If scan is set, what it forwards is scanned for canaries first, and a
+// hello's server name too.
+func (g *Gateway) checkHello(client io.Reader, dest io.Writer, want Dest, scan *canary.Stream) (int64, error) {
 	rec := &recorder{r: client}
 	first := make([]byte, 1)
 	if _, err := io.ReadFull(rec, first); err != nil {
@@ -41,6 +46,11 @@ func checkHello(client io.Reader, dest io.Writer, want Dest) (int64, error) {
 		return 0, err
 	}
 	if first[0] != 0x16 { // not a TLS handshake record: nothing to check
+		if scan != nil {
+			if hit, ok := scan.Write(rec.buf); ok {
+				return 0, &Tripped{Hit: hit, Where: "tunnel"}
+			}
+		}
 		n, err := dest.Write(rec.buf)
 		return int64(n), err
 	}
@@ -60,11 +70,21 @@ func checkHello(client io.Reader, dest io.Writer, want Dest) (int64, error) {
 		// would answer either, so nothing is lost by ending here.
 		return 0, &Denied{Verdict: Verdict{Reason: fmt.Sprintf("unreadable TLS hello to %s: %v", want, err)}}
 	}
+	if err := g.scanName("TLS server name", name); err != nil {
+		return 0, err
+	}
 	if name != "" && !want.IsAddr() {
 		got, perr := ParseHost(name)
 		if perr != nil || got != want {
 			return 0, &Denied{Verdict: Verdict{Reason: fmt.Sprintf("the TLS hello names server %q, not %s, the destination that was allowed", name, want)},
 				Hint: "connect to that name itself, if it is allowed"}
+		}
+	}
+	// The hello itself can carry bytes of the client's choosing
+	// (extensions, padding): scanned like the rest.
+	if scan != nil {
+		if hit, ok := scan.Write(rec.buf); ok {
+			return 0, &Tripped{Hit: hit, Where: "TLS hello"}
 		}
 	}
 	n, err := dest.Write(rec.buf)

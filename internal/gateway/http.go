@@ -13,8 +13,14 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
+
+// maxHeldBody is the largest request body the gateway reads whole before
+// forwarding, when it watches for canaries; larger ones are scanned as
+// they stream.
+const maxHeldBody = 1 << 20
 
 // hopHeaders are the hop-by-hop headers a proxy does not pass on
 // (RFC 9110 7.6.1), with the proxy-only ones.
@@ -94,10 +100,11 @@ func (g *Gateway) connect(c net.Conn, br *bufio.Reader, h *head) {
 	if n := br.Buffered(); n > 0 {
 		early, _ = br.Peek(n)
 	}
+	scan := g.stream()
 	gate := func() (int64, error) {
-		return checkHello(io.MultiReader(bytes.NewReader(early), c), up, dest)
+		return g.checkHello(io.MultiReader(bytes.NewReader(early), c), up, dest, scan)
 	}
-	upN, downN, err := relay(c, up, g.idle, gate)
+	upN, downN, err := relay(c, up, g.idle, gate, scan)
 	g.record(r, addr, v, upN, downN, err)
 }
 
@@ -135,6 +142,34 @@ func (g *Gateway) forward(c net.Conn, br *bufio.Reader, h *head) bool {
 		return false
 	}
 	r := &request{proto: "http", dest: dest, port: port, start: time.Now()}
+	if err := g.scanHead(h); err != nil {
+		g.record(r, "", Verdict{}, 0, 0, err)
+		writeDialError(c, r, err)
+		return false
+	}
+	if hasToken(h.header["Expect"], "100-continue") && req.ContentLength != 0 {
+		// The client waits for this before it sends the body that is
+		// about to be read.
+		io.WriteString(c, "HTTP/1.1 100 Continue\r\n\r\n")
+	}
+	req.Header.Del("Expect")
+	var scan *scanReader
+	if req.Body != http.NoBody && g.cfg.Canaries != nil {
+		scan = g.scanBody(req.Body, req.Header.Get("Content-Encoding"), "body")
+		req.Body = io.NopCloser(scan)
+		if req.ContentLength > 0 && req.ContentLength <= maxHeldBody {
+			// Small bodies are read and scanned whole before the
+			// destination is even dialled: what is found only in a
+			// body's decoded form (gzip, deflate) is found by its end.
+			b, err := io.ReadAll(scan)
+			if err != nil {
+				g.record(r, "", Verdict{}, 0, 0, err)
+				writeDialError(c, r, err)
+				return false
+			}
+			req.Body = io.NopCloser(bytes.NewReader(b))
+		}
+	}
 	up, addr, v, err := g.dial(g.ctx, r)
 	if err != nil {
 		g.record(r, addr, v, 0, 0, err)
@@ -148,17 +183,19 @@ func (g *Gateway) forward(c net.Conn, br *bufio.Reader, h *head) bool {
 	defer g.untrack(up)
 	defer up.Close()
 
-	if hasToken(h.header["Expect"], "100-continue") && req.ContentLength != 0 {
-		// The client waits for this before it sends the body that
-		// req.Write is about to read.
-		io.WriteString(c, "HTTP/1.1 100 Continue\r\n\r\n")
-	}
-	req.Header.Del("Expect")
 	upIdle := &idleConn{Conn: up, idle: g.idle}
 	cu := &counter{Writer: upIdle}
 	if err := req.Write(cu); err != nil {
+		if scan != nil && scan.err != nil {
+			err = scan.err // net/http hides a body's read error
+		}
 		g.record(r, addr, v, cu.n, 0, err)
-		writeStatus(c, http.StatusBadGateway, fmt.Sprintf("sending the request to %s: %v", r.hostport(), err))
+		var tripped *Tripped
+		if errors.As(err, &tripped) {
+			writeDialError(c, r, tripped)
+		} else {
+			writeStatus(c, http.StatusBadGateway, fmt.Sprintf("sending the request to %s: %v", r.hostport(), err))
+		}
 		return false
 	}
 	resp, err := http.ReadResponse(bufio.NewReaderSize(upIdle, 32<<10), req)
@@ -179,10 +216,45 @@ func (g *Gateway) forward(c net.Conn, br *bufio.Reader, h *head) bool {
 	keep := !clientCloses(h) && framed
 	resp.Close = !keep
 	cd := &counter{Writer: c}
-	err = resp.Write(&deadlineWriter{c: c, w: cd, idle: g.idle})
+	// The head goes out in one write, not one per header line; the
+	// buffer is flushed before each read from the server, so an answer
+	// that streams still streams.
+	bw := bufio.NewWriterSize(&deadlineWriter{c: c, w: cd, idle: g.idle}, 4<<10)
+	resp.Body = &flushBeforeRead{ReadCloser: resp.Body, w: bw}
+	err = resp.Write(bodyWriter{bw})
+	if err == nil {
+		err = bw.Flush()
+	}
 	g.record(r, addr, v, cu.n, cd.n, err)
 	return err == nil && keep
 }
+
+// flushBeforeRead flushes w before each read of the answer's body.
+type flushBeforeRead struct {
+	io.ReadCloser
+	w *bufio.Writer
+}
+
+func (f *flushBeforeRead) Read(p []byte) (int, error) {
+	if err := f.w.Flush(); err != nil {
+		return 0, err
+	}
+	return f.ReadCloser.Read(p)
+}
+
+// bodyWriter copies an answer's body through large pooled buffers rather
+// than io.Copy's 32 KiB.
+type bodyWriter struct{ w *bufio.Writer }
+
+func (b bodyWriter) Write(p []byte) (int, error) { return b.w.Write(p) }
+
+func (b bodyWriter) ReadFrom(r io.Reader) (int64, error) {
+	bp := bodyBufs.Get().(*[]byte)
+	defer bodyBufs.Put(bp)
+	return io.CopyBuffer(struct{ io.Writer }{b.w}, struct{ io.Reader }{r}, *bp)
+}
+
+var bodyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
 // parseAbsolute splits an absolute-form http:// target. The authority is
 // canonicalised once, by ParseHost; userinfo is refused.
@@ -292,7 +364,10 @@ func clientCloses(h *head) bool {
 // writeDialError answers a CONNECT or request that could not be served.
 func writeDialError(c net.Conn, r *request, err error) {
 	var denied *Denied
+	var tripped *Tripped
 	switch {
+	case errors.As(err, &tripped):
+		writeStatus(c, http.StatusForbidden, fmt.Sprintf("cordon: %s %s blocked: %s", r.proto, r.hostport(), tripped.Error()))
 	case errors.As(err, &denied):
 		writeStatus(c, http.StatusForbidden, fmt.Sprintf("cordon: %s %s denied: %s", r.proto, r.hostport(), denied.Error()))
 	case errors.Is(err, context.DeadlineExceeded):

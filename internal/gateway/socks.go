@@ -169,15 +169,17 @@ func (g *Gateway) handleSOCKS(c net.Conn) {
 		g.record(r, addr, v, 0, 0, err)
 		return
 	}
-	gate := func() (int64, error) { return checkHello(c, up, r.dest) }
-	upN, downN, err := relay(c, up, g.idle, gate)
+	scan := g.stream()
+	gate := func() (int64, error) { return g.checkHello(c, up, r.dest, scan) }
+	upN, downN, err := relay(c, up, g.idle, gate, scan)
 	g.record(r, addr, v, upN, downN, err)
 }
 
 func socksReplyFor(err error) byte {
 	var denied *Denied
+	var tripped *Tripped
 	switch {
-	case errors.As(err, &denied):
+	case errors.As(err, &denied), errors.As(err, &tripped):
 		return socksNotAllowed
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return socksRefused

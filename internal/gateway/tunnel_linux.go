@@ -6,9 +6,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// canSplice: between two TCP sockets, Go's ReadFrom moves bytes with
-// splice(2) here.
-const canSplice = true
+// canPeek: readable can wait for a socket and say how much it holds.
+const canPeek = true
 
 // readable waits until the socket has bytes or has ended, and returns how
 // many bytes wait to be read: 0 at EOF.

@@ -4,8 +4,8 @@ package gateway
 
 import "errors"
 
-// canSplice: off Linux the relay copies through a buffer.
-const canSplice = false
+// canPeek: off Linux the relay reads into a buffer it holds while it waits.
+const canPeek = false
 
 func readable(interface {
 	Read(func(fd uintptr) bool) error

@@ -56,7 +56,7 @@ func newUpstream(u *url.URL) (*upstream, error) {
 
 // capture is a forward dialer that keeps the connection it made: after
 // the SOCKS5 handshake the tunnel is that plain TCP connection, which the
-// relay can splice and half-close (x/net/proxy wraps it in a type that
+// relay can peek at and half-close (x/net/proxy wraps it in a type that
 // hides CloseWrite).
 type capture struct {
 	net.Dialer
