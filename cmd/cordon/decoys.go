@@ -32,7 +32,7 @@ func makeDecoys(home string) (*decoys, error) {
 	}
 	set, canaries, err := decoy.Generate(home, name, rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("making decoys: %w", err)
+		return nil, err // it says "making decoys" itself
 	}
 	d := &decoys{files: map[string][]sandbox.DecoyFile{}, canaries: map[string]decoy.Canary{}}
 	for _, dc := range set {

@@ -160,8 +160,10 @@ func runRun(ctx context.Context, f runFlags, argv []string) error {
 	defer stop()
 	var dec *decoys
 	var alarmed *alarm
-	if !f.noDecoys {
-		home, _ := os.UserHomeDir()
+	home, _ := os.UserHomeDir()
+	if !f.noDecoys && !filepath.IsAbs(home) {
+		logf("no home directory: no decoys")
+	} else if !f.noDecoys {
 		if dec, err = makeDecoys(home); err != nil {
 			return &sandbox.Error{Code: sandbox.ExitInternal, Err: err}
 		}
