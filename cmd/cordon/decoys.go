@@ -48,6 +48,8 @@ func makeDecoys(home string) (*decoys, error) {
 	if d.scanner, err = canary.New(tokens); err != nil {
 		return nil, fmt.Errorf("watching the canaries: %w", err)
 	}
+	// Its tables are built by the first scan: a run that makes no
+	// connection never pays for them.
 	return d, nil
 }
 

@@ -41,6 +41,8 @@ type Scanner struct {
 	refs   []gramRef // slices of it belong to slots
 
 	bufs sync.Pool // of *normalized, for Scan
+
+	ready sync.Once // the tables above are built
 }
 
 // A pattern is one spelling of one token.
@@ -97,9 +99,14 @@ func New(tokens []string) (*Scanner, error) {
 		s.tokens = append(s.tokens, t)
 		s.pats = append(s.pats, spellings(t, len(s.tokens)-1)...)
 	}
-	s.build()
 	return s, nil
 }
+
+// Prepare builds the scanner's tables, once: tens of milliseconds for a
+// run's tokens. Every scan prepares the scanner first if it is not done,
+// and waits for a Prepare under way; calling it early, in a goroutine of
+// its own, takes the cost off the first scan.
+func (s *Scanner) Prepare() { s.ready.Do(s.build) }
 
 // spellings returns the patterns of token t, without duplicates (the two
 // base64 alphabets spell most alphanumeric tokens alike at some alignment).
@@ -346,6 +353,7 @@ func (s *Scanner) findAround(b []byte, mods []int) (pat, at int) {
 // were percent-encoded in a URL, base64 wrapped at 76 columns, or pasted
 // into a JSON string, are found there.
 func (s *Scanner) Scan(b []byte) (Hit, bool) {
+	s.Prepare()
 	if pat, _ := s.find(b); pat >= 0 {
 		return s.hit(pat, "", false), true
 	}

@@ -33,6 +33,7 @@ type Stream struct {
 
 // NewStream returns a Stream that scans for s's tokens.
 func (s *Scanner) NewStream() *Stream {
+	s.Prepare()
 	return &Stream{s: s}
 }
 
