@@ -1,13 +1,9 @@
 package gateway
 
 import (
-	"errors"
 	"fmt"
 	"io"
-	"net"
-	"os"
 	"strings"
-	"time"
 
 	"github.com/cordon-sandbox/cordon/internal/canary"
 )
@@ -94,38 +90,6 @@ func (s *scanReader) Read(p []byte) (int, error) {
 		return 0, s.err
 	}
 	return n, err
-}
-
-// scanCopy is the up direction of a plaintext tunnel when canaries are
-// watched: a copy through a buffer, each piece scanned before it is
-// written.
-func (t *tunnel) scanCopy(dst, src net.Conn, st *canary.Stream) (int64, error) {
-	var total int64
-	buf := make([]byte, 32<<10)
-	for {
-		src.SetReadDeadline(time.Now().Add(t.idle))
-		n, err := src.Read(buf)
-		if n > 0 {
-			if hit, ok := st.Write(buf[:n]); ok {
-				return total, &Tripped{Hit: hit, Where: "tunnel"}
-			}
-			t.touch()
-			dst.SetWriteDeadline(time.Now().Add(t.idle))
-			w, werr := dst.Write(buf[:n])
-			total += int64(w)
-			if werr != nil {
-				return total, werr
-			}
-		}
-		switch {
-		case errors.Is(err, os.ErrDeadlineExceeded) && !t.quiet():
-			continue
-		case errors.Is(err, io.EOF):
-			return total, nil
-		case err != nil:
-			return total, err
-		}
-	}
 }
 
 // stream is a fresh canary stream for one tunnel's up direction, nil when

@@ -34,8 +34,8 @@ type tunnel struct {
 // see from the client, writes what may pass to dest, and returns the bytes
 // it sent, or an error that ends the tunnel (returned as err).
 //
-// scan, if set, watches the up direction: it is copied through a buffer,
-// each piece scanned for canaries before it is written.
+// scan, if set, watches the up direction: each piece is scanned for
+// canaries before it is written.
 func relay(client, dest net.Conn, idle time.Duration, gate func() (int64, error), scan *canary.Stream) (up, down int64, err error) {
 	t := &tunnel{idle: idle}
 	t.touch()
@@ -43,7 +43,7 @@ func relay(client, dest net.Conn, idle time.Duration, gate func() (int64, error)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		down = t.pump(client, dest)
+		down, _ = t.pump(client, dest, nil)
 	}()
 	if gate != nil {
 		client.SetReadDeadline(time.Now().Add(idle))
@@ -53,19 +53,14 @@ func relay(client, dest net.Conn, idle time.Duration, gate func() (int64, error)
 	// hello: the destination may be the attacker's own server, which
 	// takes plaintext after a hello as gladly as records. (A random
 	// canary in real ciphertext is a chance not worth counting.)
-	if err == nil && scan != nil {
+	if err == nil {
 		var n int64
-		n, err = t.scanCopy(dest, client, scan)
+		n, err = t.pump(dest, client, scan)
 		up += n
-		if err == nil {
-			if cw, ok := dest.(interface{ CloseWrite() error }); ok {
-				cw.CloseWrite()
-			}
+		var tripped *Tripped
+		if !errors.As(err, &tripped) {
+			err = nil // a connection's end is not the tunnel's error
 		}
-	}
-	if err == nil && scan == nil {
-		n := t.pump(dest, client)
-		up += n
 	}
 	if err != nil {
 		client.Close()
@@ -86,21 +81,22 @@ func (t *tunnel) quiet() bool {
 
 // pump copies src to dst until src ends, then half-closes dst. On an
 // error or an idle timeout it closes both, which ends the other
-// direction too.
-func (t *tunnel) pump(dst, src net.Conn) int64 {
+// direction too. With scan set, each piece is scanned for canaries
+// before it is written.
+func (t *tunnel) pump(dst, src net.Conn, scan *canary.Stream) (int64, error) {
 	var n int64
 	var err error
 	s, ok1 := src.(*net.TCPConn)
 	d, ok2 := dst.(*net.TCPConn)
 	if ok1 && ok2 && canPeek {
-		n, err = t.move(d, s)
+		n, err = t.move(d, s, scan)
 	} else {
-		n, err = t.copy(dst, src)
+		n, err = t.copy(dst, src, scan)
 	}
 	if err != nil {
 		src.Close()
 		dst.Close()
-		return n
+		return n, err
 	}
 	if cw, ok := dst.(interface{ CloseWrite() error }); ok {
 		if cw.CloseWrite() != nil {
@@ -109,10 +105,10 @@ func (t *tunnel) pump(dst, src net.Conn) int64 {
 	} else {
 		dst.Close()
 	}
-	return n
+	return n, nil
 }
 
-func (t *tunnel) move(dst, src *net.TCPConn) (int64, error) {
+func (t *tunnel) move(dst, src *net.TCPConn, scan *canary.Stream) (int64, error) {
 	rc, err := src.SyscallConn()
 	if err != nil {
 		return 0, err
@@ -131,7 +127,7 @@ func (t *tunnel) move(dst, src *net.TCPConn) (int64, error) {
 			return total, nil // EOF
 		}
 		dst.SetWriteDeadline(time.Now().Add(t.idle))
-		n, err := moveThrough(dst, src, avail)
+		n, err := moveThrough(dst, src, avail, scan)
 		total += n
 		if n > 0 {
 			t.touch()
@@ -154,7 +150,7 @@ var (
 // through a pooled buffer. It copies rather than splices: measured on the
 // machines Cordon is tested on, a read and a write cost half the CPU of
 // Go's splice through its pipe, and moved bytes faster (docs/BENCHMARKS.md).
-func moveThrough(dst, src *net.TCPConn, avail int) (int64, error) {
+func moveThrough(dst, src *net.TCPConn, avail int, scan *canary.Stream) (int64, error) {
 	pool := &smallBufs
 	if avail > 64<<10 {
 		pool = &bulkBufs
@@ -162,6 +158,9 @@ func moveThrough(dst, src *net.TCPConn, avail int) (int64, error) {
 	bp := pool.Get().(*[]byte)
 	defer pool.Put(bp)
 	n, err := src.Read(*bp)
+	if err := scanned(scan, (*bp)[:n]); err != nil {
+		return 0, err
+	}
 	if n > 0 {
 		if w, werr := dst.Write((*bp)[:n]); werr != nil {
 			return int64(w), werr
@@ -179,12 +178,16 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b 
 
 // copy is the path for connections that are not both plain TCP (an
 // upstream proxy's connection with buffered bytes, tests' pipes).
-func (t *tunnel) copy(dst, src net.Conn) (int64, error) {
+func (t *tunnel) copy(dst, src net.Conn, scan *canary.Stream) (int64, error) {
 	var total int64
 	for {
 		src.SetReadDeadline(time.Now().Add(t.idle))
 		bp := copyBufs.Get().(*[]byte)
 		n, err := src.Read(*bp)
+		if serr := scanned(scan, (*bp)[:n]); serr != nil {
+			copyBufs.Put(bp)
+			return total, serr
+		}
 		if n > 0 {
 			t.touch()
 			dst.SetWriteDeadline(time.Now().Add(t.idle))
@@ -205,4 +208,16 @@ func (t *tunnel) copy(dst, src net.Conn) (int64, error) {
 			return total, err
 		}
 	}
+}
+
+// scanned scans p for canaries if scan is set: a *Tripped error if one is
+// there, and p must not be written.
+func scanned(scan *canary.Stream, p []byte) error {
+	if scan == nil || len(p) == 0 {
+		return nil
+	}
+	if hit, ok := scan.Write(p); ok {
+		return &Tripped{Hit: hit, Where: "tunnel"}
+	}
+	return nil
 }
