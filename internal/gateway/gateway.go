@@ -253,6 +253,7 @@ func (g *Gateway) Close() error {
 // request is one destination a client asked for, as it will be audited.
 type request struct {
 	proto string // "http", "connect", "socks5"
+	raw   string // the destination as the client spelt it, before canonicalisation
 	dest  Dest
 	port  uint16
 	start time.Time
@@ -279,8 +280,12 @@ func (d *Denied) Error() string {
 // refuses it, another error if it cannot be reached. The address
 // returned is the one dialled ("" through an upstream proxy).
 func (g *Gateway) dial(ctx context.Context, r *request) (net.Conn, string, Verdict, error) {
-	if err := g.scanName("host name", r.dest.String()); err != nil {
-		return nil, "", Verdict{}, err
+	// The spelling the client sent keeps the case that canonical names
+	// lose: a mixed-case token is found there.
+	for _, name := range []string{r.raw, r.dest.String()} {
+		if err := g.scanName("host name", name); err != nil {
+			return nil, "", Verdict{}, err
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, DialTimeout)
 	defer cancel()

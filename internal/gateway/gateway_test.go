@@ -996,3 +996,32 @@ func clientHello(t *testing.T, name string) []byte {
 	}
 	return buf[:n]
 }
+
+// TestCanaryMixedCaseName: a mixed-case token in a host name is found in
+// the name as the client sent it, before Cordon lower-cases it.
+func TestCanaryMixedCaseName(t *testing.T) {
+	const token = "ghp_Q7xZm4KpL3b9TrWvN2cD8fHj"
+	scanner, err := canary.New([]string{token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tripped := 0
+	var mu sync.Mutex
+	tg := startGateway(t, Config{
+		Rules:    rules(t, []string{"*.c.test"}, nil),
+		Resolver: hosts{},
+		Canaries: scanner,
+		OnCanary: func(string, string, *Tripped) { mu.Lock(); tripped++; mu.Unlock() },
+	})
+	if code, body := rawProxy(t, tg.httpAddr, "CONNECT "+token+".c.test:443 HTTP/1.1\r\n\r\n"); code != 403 || !strings.Contains(body, "canary") {
+		t.Errorf("CONNECT with the token in the name: %d %q", code, body)
+	}
+	if reply := socksConnect(t, tg.socksAddr, token+".c.test", "443"); reply != socksNotAllowed {
+		t.Errorf("SOCKS5 with the token in the name: reply %d", reply)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if tripped != 2 {
+		t.Errorf("OnCanary called %d times, want 2", tripped)
+	}
+}

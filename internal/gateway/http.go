@@ -77,7 +77,7 @@ func (g *Gateway) connect(c net.Conn, br *bufio.Reader, h *head) {
 		writeStatus(c, http.StatusBadRequest, fmt.Sprintf("the Host header %q differs from the CONNECT target %q", h.host, h.target))
 		return
 	}
-	r := &request{proto: "connect", dest: dest, port: port, start: time.Now()}
+	r := &request{proto: "connect", raw: h.target, dest: dest, port: port, start: time.Now()}
 	up, addr, v, err := g.dial(g.ctx, r)
 	if err != nil {
 		g.record(r, addr, v, 0, 0, err)

@@ -36,6 +36,7 @@ const (
 // it with.
 type socksRequest struct {
 	cmd  byte
+	raw  string // the host name as sent, "" for an address
 	dest Dest
 	port uint16
 }
@@ -130,7 +131,7 @@ func readSOCKS(rw io.ReadWriter) (*socksRequest, error) {
 		if err != nil {
 			return nil, &socksError{reply: socksNotAllowed, msg: fmt.Sprintf("host %q: %v", host, err)}
 		}
-		r.dest = d
+		r.dest, r.raw = d, string(host)
 	}
 	return r, nil
 }
@@ -150,7 +151,7 @@ func (g *Gateway) handleSOCKS(c net.Conn) {
 		return
 	}
 	c.SetDeadline(time.Time{})
-	r := &request{proto: "socks5", dest: sr.dest, port: sr.port, start: time.Now()}
+	r := &request{proto: "socks5", raw: sr.raw, dest: sr.dest, port: sr.port, start: time.Now()}
 	up, addr, v, err := g.dial(g.ctx, r)
 	if err != nil {
 		g.record(r, addr, v, 0, 0, err)
