@@ -38,6 +38,14 @@ var errHelloRead = errors.New("hello read")
 // hello's server name too.
 func (g *Gateway) checkHello(client io.Reader, dest io.Writer, want Dest, scan *canary.Stream) (int64, error) {
 	rec := &recorder{r: client}
+	// What was read goes on, scanned first.
+	forward := func(where string) (int64, error) {
+		if err := scanned(scan, rec.buf, where); err != nil {
+			return 0, err
+		}
+		n, err := dest.Write(rec.buf)
+		return int64(n), err
+	}
 	first := make([]byte, 1)
 	if _, err := io.ReadFull(rec, first); err != nil {
 		if errors.Is(err, io.EOF) {
@@ -46,13 +54,7 @@ func (g *Gateway) checkHello(client io.Reader, dest io.Writer, want Dest, scan *
 		return 0, err
 	}
 	if first[0] != 0x16 { // not a TLS handshake record: nothing to check
-		if scan != nil {
-			if hit, ok := scan.Write(rec.buf); ok {
-				return 0, &Tripped{Hit: hit, Where: "tunnel"}
-			}
-		}
-		n, err := dest.Write(rec.buf)
-		return int64(n), err
+		return forward("tunnel")
 	}
 	var name string
 	cfg := &tls.Config{GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
@@ -82,13 +84,7 @@ func (g *Gateway) checkHello(client io.Reader, dest io.Writer, want Dest, scan *
 	}
 	// The hello itself can carry bytes of the client's choosing
 	// (extensions, padding): scanned like the rest.
-	if scan != nil {
-		if hit, ok := scan.Write(rec.buf); ok {
-			return 0, &Tripped{Hit: hit, Where: "TLS hello"}
-		}
-	}
-	n, err := dest.Write(rec.buf)
-	return int64(n), err
+	return forward("TLS hello")
 }
 
 // recorder keeps what it reads, up to maxHello.

@@ -158,7 +158,7 @@ func moveThrough(dst, src *net.TCPConn, avail int, scan *canary.Stream) (int64, 
 	bp := pool.Get().(*[]byte)
 	defer pool.Put(bp)
 	n, err := src.Read(*bp)
-	if err := scanned(scan, (*bp)[:n]); err != nil {
+	if err := scanned(scan, (*bp)[:n], "tunnel"); err != nil {
 		return 0, err
 	}
 	if n > 0 {
@@ -184,7 +184,7 @@ func (t *tunnel) copy(dst, src net.Conn, scan *canary.Stream) (int64, error) {
 		src.SetReadDeadline(time.Now().Add(t.idle))
 		bp := copyBufs.Get().(*[]byte)
 		n, err := src.Read(*bp)
-		if serr := scanned(scan, (*bp)[:n]); serr != nil {
+		if serr := scanned(scan, (*bp)[:n], "tunnel"); serr != nil {
 			copyBufs.Put(bp)
 			return total, serr
 		}
@@ -210,14 +210,14 @@ func (t *tunnel) copy(dst, src net.Conn, scan *canary.Stream) (int64, error) {
 	}
 }
 
-// scanned scans p for canaries if scan is set: a *Tripped error if one is
-// there, and p must not be written.
-func scanned(scan *canary.Stream, p []byte) error {
+// scanned scans p for canaries if scan is set: a *Tripped error (found in
+// where) if one is there, and p must not be written.
+func scanned(scan *canary.Stream, p []byte, where string) error {
 	if scan == nil || len(p) == 0 {
 		return nil
 	}
 	if hit, ok := scan.Write(p); ok {
-		return &Tripped{Hit: hit, Where: "tunnel"}
+		return &Tripped{Hit: hit, Where: where}
 	}
 	return nil
 }
