@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -74,6 +75,32 @@ type Config struct {
 	// OnCanary is called once for each connection that tripped a canary,
 	// after it was cut.
 	OnCanary func(proto, hostport string, t *Tripped)
+	// Tokens says which of Canaries' tokens are not canaries: credentials
+	// of this host, and injected secrets' placeholders and values. They
+	// are blocked like canaries, but audited as "secret" events and
+	// reported to OnSecret.
+	Tokens map[string]Token
+	// Formats, if set, looks for token formats (cloud keys, VCS tokens,
+	// private key blocks) in plain HTTP requests and inspected ones bound
+	// for host, and returns the format's name. Seen in heads and in bodies
+	// held whole; not in tunnels.
+	Formats func(b []byte, host string) (rule string, found bool)
+	// OnSecret is called for each connection or request blocked for a
+	// token that is not a canary, or a token format.
+	OnSecret func(proto, hostport string, t *Tripped)
+	// Inspect names the destinations whose TLS the gateway ends, with the
+	// HTTP requests each lets through. The hosts of Inject are inspected
+	// too. Needs CA.
+	Inspect []InspectRule
+	// CA issues the certificates shown to the sandbox for inspected
+	// destinations; the sandbox trusts it. Nil: nothing is inspected, and
+	// New fails if Inspect or Inject is set.
+	CA Issuer
+	// Roots verify inspected destinations' certificates; nil: the host's
+	// system roots.
+	Roots *x509.CertPool
+	// Inject are the secrets swapped in on the way to their hosts.
+	Inject []Injection
 }
 
 // Gateway decides, dials and relays the connections a sandbox asks for.
@@ -93,6 +120,8 @@ type Gateway struct {
 	listeners map[net.Listener]bool
 	conns     map[net.Conn]bool
 	closed    bool
+
+	inspect []InspectRule // Config.Inspect, and a rule for each host of Inject
 
 	stats Stats
 }
@@ -124,6 +153,18 @@ func New(cfg Config) (*Gateway, error) {
 	n := cfg.MaxTunnels
 	if n <= 0 {
 		n = DefaultMaxTunnels
+	}
+	if (len(cfg.Inspect) > 0 || len(cfg.Inject) > 0) && cfg.CA == nil {
+		return nil, errors.New("TLS inspection needs a CA")
+	}
+	g.inspect = append(g.inspect, cfg.Inspect...)
+	for _, in := range cfg.Inject {
+		if len(in.Hosts) == 0 {
+			return nil, fmt.Errorf("secret %s: no host to send it to", in.Name)
+		}
+		for _, h := range in.Hosts {
+			g.inspect = append(g.inspect, InspectRule{Text: h.Text, Host: h})
+		}
 	}
 	g.slots = make(chan struct{}, n)
 	g.ctx, g.cancel = context.WithCancel(context.Background())
@@ -397,7 +438,12 @@ func (g *Gateway) release() { <-g.slots }
 // record audits one connection's decision and, for a denial, tells the
 // user with --verbose.
 func (g *Gateway) record(r *request, addr string, v Verdict, up, down int64, err error) {
+	g.recordDetail(r, addr, v, up, down, err, nil)
+}
+
+func (g *Gateway) recordDetail(r *request, addr string, v Verdict, up, down int64, err error, detail map[string]string) {
 	ev := audit.Event{
+		Detail:     detail,
 		Event:      "connection",
 		Proto:      r.proto,
 		Host:       r.dest.String(),
@@ -412,6 +458,20 @@ func (g *Gateway) record(r *request, addr string, v Verdict, up, down int64, err
 	var denied *Denied
 	var tripped *Tripped
 	switch {
+	case errors.As(err, &tripped) && g.classify(tripped) != "canary":
+		g.stats.Denied.Add(1)
+		ev.Decision = "deny"
+		ev.Rule, ev.Reason = "", tripped.Error()
+		d := map[string]string{"kind": tripped.Kind(), "where": tripped.Where}
+		if tripped.Rule != "" {
+			d["rule"] = tripped.Rule
+		} else {
+			d["name"], d["encoding"] = tripped.Token.Name, tripped.Hit.Encoding
+		}
+		g.cfg.Audit.Write(audit.Event{Event: "secret", Proto: r.proto, Host: r.dest.String(), Port: int(r.port), Addr: addr, Detail: d})
+		if g.cfg.OnSecret != nil {
+			g.cfg.OnSecret(r.proto, r.hostport(), tripped)
+		}
 	case errors.As(err, &tripped):
 		g.stats.Denied.Add(1)
 		ev.Decision = "deny"

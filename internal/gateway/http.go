@@ -100,6 +100,10 @@ func (g *Gateway) connect(c net.Conn, br *bufio.Reader, h *head) {
 	if n := br.Buffered(); n > 0 {
 		early, _ = br.Peek(n)
 	}
+	if rules := g.inspection(dest, port); len(rules) > 0 {
+		g.inspectTunnel(c, early, r, up, addr, v, rules)
+		return
+	}
 	scan := g.stream()
 	gate := func() (int64, error) {
 		return g.checkHello(io.MultiReader(bytes.NewReader(early), c), up, dest, scan)
@@ -142,7 +146,7 @@ func (g *Gateway) forward(c net.Conn, br *bufio.Reader, h *head) bool {
 		return false
 	}
 	r := &request{proto: "http", dest: dest, port: port, start: time.Now()}
-	if err := g.scanHead(h); err != nil {
+	if err := g.scanHead(h, dest.String()); err != nil {
 		g.record(r, "", Verdict{}, 0, 0, err)
 		writeDialError(c, r, err)
 		return false
@@ -154,14 +158,19 @@ func (g *Gateway) forward(c net.Conn, br *bufio.Reader, h *head) bool {
 	}
 	req.Header.Del("Expect")
 	var scan *scanReader
-	if req.Body != http.NoBody && g.cfg.Canaries != nil {
-		scan = g.scanBody(req.Body, req.Header.Get("Content-Encoding"), "body")
-		req.Body = io.NopCloser(scan)
+	if req.Body != http.NoBody && (g.cfg.Canaries != nil || g.cfg.Formats != nil) {
+		if g.cfg.Canaries != nil {
+			scan = g.scanBody(req.Body, req.Header.Get("Content-Encoding"), "body")
+			req.Body = io.NopCloser(scan)
+		}
 		if req.ContentLength > 0 && req.ContentLength <= maxHeldBody {
 			// Small bodies are read and scanned whole before the
 			// destination is even dialled: what is found only in a
 			// body's decoded form (gzip, deflate) is found by its end.
-			b, err := io.ReadAll(scan)
+			b, err := io.ReadAll(req.Body)
+			if err == nil {
+				err = g.scanFormats("body", b, dest.String())
+			}
 			if err != nil {
 				g.record(r, "", Verdict{}, 0, 0, err)
 				writeDialError(c, r, err)

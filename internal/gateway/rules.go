@@ -179,6 +179,18 @@ func parseWildcard(s string) (string, error) {
 // IsAddr reports whether r is an IP address or CIDR rule.
 func (r Rule) IsAddr() bool { return r.prefix.IsValid() }
 
+// Name is a name rule's canonical name, "*."-prefixed for a wildcard; ""
+// for an IP or CIDR rule.
+func (r Rule) Name() string {
+	if r.wild {
+		return "*." + r.name
+	}
+	return r.name
+}
+
+// Prefix is an IP or CIDR rule's addresses; not valid for a name rule.
+func (r Rule) Prefix() netip.Prefix { return r.prefix }
+
 func (r Rule) portOK(port uint16) bool { return r.Port == 0 || r.Port == port }
 
 // MatchName reports whether r matches name on port. The name must be

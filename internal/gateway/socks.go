@@ -170,6 +170,10 @@ func (g *Gateway) handleSOCKS(c net.Conn) {
 		g.record(r, addr, v, 0, 0, err)
 		return
 	}
+	if rules := g.inspection(r.dest, r.port); len(rules) > 0 {
+		g.inspectTunnel(c, nil, r, up, addr, v, rules)
+		return
+	}
 	scan := g.stream()
 	gate := func() (int64, error) { return g.checkHello(c, up, r.dest, scan) }
 	upN, downN, err := relay(c, up, g.idle, gate, scan)
