@@ -333,6 +333,9 @@ func latency(b *testing.B, op func(via bool) error) {
 		b.ReportMetric(d, "direct-"+q.name+"-us")
 		b.ReportMetric(v, "via-"+q.name+"-us")
 		b.ReportMetric(v-d, "added-"+q.name+"-us")
+		if q.name == "p50" && d > 0 {
+			b.ReportMetric(v/d, "x-p50")
+		}
 	}
 }
 

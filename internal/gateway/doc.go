@@ -14,7 +14,8 @@
 //     vetted ([Rules.CheckResolved], [Forbidden]): loopback, private,
 //     link-local, metadata and this host's own addresses are refused unless
 //     a rule names them; the vetted address is the one dialled;
-//   - in a tunnel, a TLS hello must name the server that was allowed;
+//   - in a tunnel, a TLS hello must name the server that was allowed (and,
+//     in an inspected one, each request's Host);
 //   - a denial is answered with the rule and the flag that would allow it
 //     (HTTP 403, SOCKS5 reply 2), and every decision is audited.
 //
@@ -26,10 +27,21 @@
 // tunnels by an idle timeout and a cap on how many are open; Close ends
 // every connection and returns when every goroutine has.
 //
+// # What it watches
+//
+// The run's watched tokens (canaries of the decoys, this host's credential
+// values, injected secrets' placeholders and values: Config.Canaries and
+// Config.Tokens) are looked for in host names, URLs, headers, plaintext
+// bodies and the up direction of every tunnel, in every encoding the
+// canary package knows; token formats (Config.Formats) in plain and
+// inspected requests' heads and held bodies. For the destinations an
+// InspectRule names, the gateway ends TLS itself (inspect.go) and sees
+// each request; secrets are swapped in there (inject.go).
+//
 // # What it does not
 //
-// It sees destinations, not contents: what an allowed destination receives
-// is the command's business (secret detection on what leaves comes later).
-// Programs that ignore proxy settings get no way out at all rather than a
-// transparent one.
+// Inside TLS to a destination that is not inspected it sees nothing but
+// the hello: what an allowed destination receives there is the command's
+// business. Programs that ignore proxy settings get no way out at all
+// rather than a transparent one.
 package gateway

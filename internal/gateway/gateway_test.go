@@ -1025,3 +1025,21 @@ func TestCanaryMixedCaseName(t *testing.T) {
 		t.Errorf("OnCanary called %d times, want 2", tripped)
 	}
 }
+
+// TestConnectHost: a CONNECT's Host header must name its target, or the
+// proxy itself (as node's http.request sends it); another host is refused.
+func TestConnectHost(t *testing.T) {
+	echo := startEcho(t)
+	port := portOf(t, echo)
+	tg := startGateway(t, Config{Rules: rules(t, []string{"127.0.0.1:" + port}, nil)})
+	for host, want := range map[string]int{
+		"127.0.0.1:" + port:  200,
+		tg.httpAddr:          200,
+		"other.test:" + port: 400,
+		"127.0.0.1:1":        400,
+	} {
+		if code, _ := rawProxy(t, tg.httpAddr, "CONNECT 127.0.0.1:"+port+" HTTP/1.1\r\nHost: "+host+"\r\n\r\n"); code != want {
+			t.Errorf("CONNECT with Host %s: %d, want %d", host, code, want)
+		}
+	}
+}

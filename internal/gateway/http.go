@@ -73,7 +73,9 @@ func (g *Gateway) connect(c net.Conn, br *bufio.Reader, h *head) {
 		writeStatus(c, http.StatusBadRequest, fmt.Sprintf("CONNECT target %q: %v", h.target, err))
 		return
 	}
-	if h.host != "" && !sameAuthority(h.host, dest, port, port) {
+	// A Host that names the proxy itself is what some clients send
+	// (node's http.request, for one): harmless, and not another target.
+	if h.host != "" && !sameAuthority(h.host, dest, port, port) && h.host != c.LocalAddr().String() {
 		writeStatus(c, http.StatusBadRequest, fmt.Sprintf("the Host header %q differs from the CONNECT target %q", h.host, h.target))
 		return
 	}

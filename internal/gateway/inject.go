@@ -109,20 +109,23 @@ func injectBasic(v string, allowed []*Injection) string {
 }
 
 // prepare scans an inspected request as the sandbox sent it and swaps in
-// the secrets meant for host. An error refuses the request.
-func (g *Gateway) prepare(req *http.Request, host string, allowed []*Injection) error {
+// the secrets meant for host. An error refuses the request. A body too
+// large to hold is scanned as it streams: the reader returned (nil if
+// none) holds what it found.
+func (g *Gateway) prepare(req *http.Request, host string, allowed []*Injection) (*scanReader, error) {
 	if err := g.scanText("URL", strip(req.URL.RequestURI(), allowed), host); err != nil {
-		return err
+		return nil, err
 	}
 	for k, vs := range req.Header {
 		for _, v := range vs {
 			if err := g.scanText("header "+k, k+": "+strip(basicView(v), allowed), host); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
-	if err := g.prepareBody(req, host, allowed); err != nil {
-		return err
+	streamed, err := g.prepareBody(req, host, allowed)
+	if err != nil {
+		return nil, err
 	}
 	for _, in := range allowed {
 		req.URL.RawQuery = strings.ReplaceAll(req.URL.RawQuery, in.Placeholder, url.QueryEscape(in.Value))
@@ -141,32 +144,34 @@ func (g *Gateway) prepare(req *http.Request, host string, allowed []*Injection) 
 		}
 		req.Header[k] = vs
 	}
-	return nil
+	return streamed, nil
 }
 
 // prepareBody holds a body of up to maxHeldBody whole: it is scanned
 // (decoded too, if compressed) before anything is sent, and, if sent as
 // is, gets the secrets swapped in. A larger body streams, scanned as it
 // goes, and is not injected into.
-func (g *Gateway) prepareBody(req *http.Request, host string, allowed []*Injection) error {
+func (g *Gateway) prepareBody(req *http.Request, host string, allowed []*Injection) (*scanReader, error) {
 	if req.Body == nil || req.Body == http.NoBody {
-		return nil
+		return nil, nil
 	}
 	held, err := io.ReadAll(io.LimitReader(req.Body, maxHeldBody+1))
 	if err != nil {
-		return fmt.Errorf("reading the request body: %w", err)
+		return nil, fmt.Errorf("reading the request body: %w", err)
 	}
 	ce := req.Header.Get("Content-Encoding")
 	if len(held) > maxHeldBody {
 		var body io.Reader = io.MultiReader(bytes.NewReader(held), req.Body)
+		var sr *scanReader
 		if g.cfg.Canaries != nil {
-			body = g.scanBody(body, ce, "body (over 1 MiB: streamed, not injected)")
+			sr = g.scanBody(body, ce, "body (over 1 MiB: streamed, not injected)")
+			body = sr
 		}
 		req.Body = struct {
 			io.Reader
 			io.Closer
 		}{body, req.Body}
-		return nil
+		return sr, nil
 	}
 	req.Body.Close()
 	view := held
@@ -175,11 +180,11 @@ func (g *Gateway) prepareBody(req *http.Request, host string, allowed []*Injecti
 	}
 	if g.cfg.Canaries != nil {
 		if _, err := io.Copy(io.Discard, g.scanBody(bytes.NewReader(view), ce, "body")); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if err := g.scanFormats("body", view, host); err != nil {
-		return err
+		return nil, err
 	}
 	if identity(ce) {
 		for _, in := range allowed {
@@ -191,7 +196,7 @@ func (g *Gateway) prepareBody(req *http.Request, host string, allowed []*Injecti
 	if req.Header.Get("Content-Length") != "" {
 		req.Header.Set("Content-Length", strconv.Itoa(len(held)))
 	}
-	return nil
+	return nil, nil
 }
 
 func identity(ce string) bool {

@@ -245,8 +245,9 @@ func (g *Gateway) inspectTunnel(c net.Conn, early []byte, r *request, up net.Con
 	it.handlers.Wait()
 	it.tr.CloseIdleConnections()
 	it.closeFirst()
-	err = it.err()
-	g.record(r, addr, v, cc.up.Load(), cc.down.Load(), err)
+	// The tunnel was allowed; each request refused in it has had its
+	// own event.
+	g.record(r, addr, v, cc.up.Load(), cc.down.Load(), nil)
 }
 
 // authority is host:port as a URL's host, the port left out if it is
@@ -273,23 +274,8 @@ type inspected struct {
 
 	handlers sync.WaitGroup // requests in flight (an upgraded one outlives the server's hold on the connection)
 
-	mu       sync.Mutex
-	first    net.Conn // the connection dialled for the decision, until used
-	firstErr error    // the first error that ended a request: the tunnel's
-}
-
-func (it *inspected) fail(err error) {
-	it.mu.Lock()
-	defer it.mu.Unlock()
-	if it.firstErr == nil {
-		it.firstErr = err
-	}
-}
-
-func (it *inspected) err() error {
-	it.mu.Lock()
-	defer it.mu.Unlock()
-	return it.firstErr
+	mu    sync.Mutex
+	first net.Conn // the connection dialled for the decision, until used
 }
 
 func (it *inspected) closeFirst() {
@@ -361,7 +347,6 @@ func (it *inspected) upstreamError(w http.ResponseWriter, req *http.Request, err
 		if ce != nil {
 			err = &Denied{Verdict: Verdict{Reason: ce.Error()}}
 		}
-		it.fail(err)
 		it.g.recordRequest(it.r, req, err)
 		http.Error(w, "cordon: "+it.r.hostport()+": "+err.Error(), http.StatusBadGateway)
 	case errors.Is(err, context.Canceled):
@@ -386,17 +371,22 @@ func (it *inspected) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		it.refuse(w, req, err)
 		return
 	}
-	if err := g.prepare(req, it.r.dest.String(), it.inject); err != nil {
+	streamed, err := g.prepare(req, it.r.dest.String(), it.inject)
+	if err != nil {
 		it.refuse(w, req, err)
 		return
 	}
 	it.proxy.ServeHTTP(w, req)
+	if streamed != nil && streamed.err != nil {
+		// Found in a body too large to hold: the request was cut
+		// before the token's end went out (the client got a 502).
+		it.g.recordRequest(it.r, req, streamed.err)
+	}
 }
 
 // refuse answers a request the policy refuses; the tunnel stays up for the
 // next one.
 func (it *inspected) refuse(w http.ResponseWriter, req *http.Request, err error) {
-	it.fail(err)
 	it.g.recordRequest(it.r, req, err)
 	var tripped *Tripped
 	if errors.As(err, &tripped) {

@@ -90,7 +90,7 @@ func inspectClient(t *testing.T, tg *testGateway, ca *tlsca.CA, h2, socks bool) 
 	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
 }
 
-func inspectRules(t *testing.T, specs ...string) []InspectRule {
+func inspectRules(t testing.TB, specs ...string) []InspectRule {
 	var out []InspectRule
 	for _, s := range specs {
 		ir, err := ParseInspect(s)
@@ -432,4 +432,43 @@ func TestInspectCloseLeavesNothing(t *testing.T) {
 	g.Close()
 	o.CloseClientConnections()
 	waitFor(t, func() bool { return gatewayGoroutines() == "" && countFDs(t) <= fds+4 })
+}
+
+// TestInspectLargeBody: a body too large to hold is scanned as it streams
+// and cut before a canary near its end goes out whole.
+func TestInspectLargeBody(t *testing.T) {
+	const canaryToken = "CANARYtoken0123456789"
+	o := startTLSOrigin(t, "i.test")
+	scanner, err := canary.New([]string{canaryToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := tlsca.New(tlsca.Constraints{DNS: []string{"i.test"}})
+	var mu sync.Mutex
+	var where []string
+	tg := startGateway(t, Config{
+		Rules:    rules(t, []string{"i.test", "127.0.0.1"}, nil),
+		Resolver: hosts{"i.test": {loopback}},
+		Inspect:  inspectRules(t, "i.test"),
+		CA:       ca,
+		Roots:    o.roots,
+		Canaries: scanner,
+		OnCanary: func(_, _ string, tr *Tripped) { mu.Lock(); where = append(where, tr.Where); mu.Unlock() },
+	})
+	body := strings.Repeat("x", 2<<20) + base64.StdEncoding.EncodeToString([]byte("k="+canaryToken)) + strings.Repeat("y", 1000)
+	for _, h2 := range []bool{false, true} {
+		if code, resp := fetch(t, inspectClient(t, tg, ca, h2, false), "POST", "https://i.test:"+o.port+"/up", body); code == 200 {
+			t.Errorf("h2=%v: a 2 MiB body with a canary went through: %d %q", h2, code, resp)
+		}
+	}
+	for _, r := range o.requests() {
+		if strings.Contains(r, strings.Repeat("y", 1000)) {
+			t.Errorf("the origin got the whole body: %d bytes", len(r))
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(where) != 2 || !strings.HasPrefix(where[0], "body (over 1 MiB") {
+		t.Errorf("alarms: %q, want two, in a streamed body", where)
+	}
 }
