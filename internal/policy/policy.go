@@ -68,6 +68,17 @@ type Network struct {
 	Allow    []string // --allow-domain: names, *.suffixes, IPs, CIDRs, with optional :port
 	Deny     []string // --deny-domain: wins over Allow
 	Upstream string   // --upstream-proxy: http:// or socks5:// URL, "" to go direct
+	// Inspect are destinations whose TLS the gateway inspects, each
+	// optionally with the HTTP methods and path prefixes it lets through:
+	// "registry.example.org GET,HEAD /pkg/".
+	Inspect []string
+	// Secrets are injected secrets, "NAME=host1,host2": the sandbox holds
+	// a placeholder in $NAME, and the gateway swaps the value (from
+	// cordon's environment) in only on HTTPS requests to those hosts.
+	Secrets []string
+	// AllowSecrets lets a token format through where it is a false
+	// positive: "RULE" or "RULE@HOST".
+	AllowSecrets []string
 }
 
 // Default returns the built-in policy for a workspace, the user's home

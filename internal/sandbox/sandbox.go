@@ -35,6 +35,11 @@ type Options struct {
 	// Decoys fill masked paths (keyed by Policy.Masks' Path) that exist
 	// on the host with fake files instead of nothing.
 	Decoys map[string][]DecoyFile
+	// Files show other bytes, read-only, in place of existing host files
+	// (keyed by absolute path; a symlink is replaced where it points):
+	// the trust store that holds the run's CA. Like decoys they live only
+	// in a tmpfs of the sandbox. A path that does not exist is an error.
+	Files map[string][]byte
 
 	Stdin, Stdout, Stderr *os.File
 	// Log receives Cordon's own notes (--verbose) and warnings; never nil.

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -67,6 +69,13 @@ func Run(ctx context.Context, o Options) (int, error) {
 		if files := o.Decoys[m.Path]; len(files) > 0 && exists(m.Path) {
 			plan.Masks[i].Decoy = files
 		}
+	}
+	for _, path := range slices.Sorted(maps.Keys(o.Files)) {
+		st, err := os.Stat(path)
+		if err != nil || st.IsDir() {
+			return 0, &Error{Code: ExitInternal, Err: fmt.Errorf("cannot show a file of the run in place of %s: not a file on this host", path)}
+		}
+		plan.Masks = append(plan.Masks, Mask{Path: path, File: true, Decoy: []DecoyFile{{Mode: 0o644, Content: o.Files[path]}}})
 	}
 
 	// Limits: a cgroup leaf when one can be made, rlimits otherwise.
