@@ -7,7 +7,6 @@ import (
 	"os/user"
 	"sync"
 
-	"github.com/cordon-sandbox/cordon/internal/canary"
 	"github.com/cordon-sandbox/cordon/internal/decoy"
 	"github.com/cordon-sandbox/cordon/internal/gateway"
 	"github.com/cordon-sandbox/cordon/internal/sandbox"
@@ -21,7 +20,6 @@ const ExitCanary = 86
 type decoys struct {
 	files    map[string][]sandbox.DecoyFile // by masked path
 	canaries map[string]decoy.Canary        // by token
-	scanner  *canary.Scanner
 }
 
 // makeDecoys makes the run's decoys, with fresh canary tokens.
@@ -40,16 +38,9 @@ func makeDecoys(home string) (*decoys, error) {
 			d.files[dc.Mask] = append(d.files[dc.Mask], sandbox.DecoyFile{Rel: f.Rel, Mode: f.Mode, Content: f.Content})
 		}
 	}
-	tokens := make([]string, 0, len(canaries))
 	for _, c := range canaries {
 		d.canaries[c.Token] = c
-		tokens = append(tokens, c.Token)
 	}
-	if d.scanner, err = canary.New(tokens); err != nil {
-		return nil, fmt.Errorf("watching the canaries: %w", err)
-	}
-	// Its tables are built by the first scan: a run that makes no
-	// connection never pays for them.
 	return d, nil
 }
 

@@ -32,12 +32,21 @@ type egress struct {
 
 // startEgress parses the network policy and makes the gateway and the audit
 // log; the gateway serves once the sandbox hands it its sockets.
-func startEgress(p policy.Policy, auditPath string, argv []string, logf func(string, ...any), dec *decoys, al *alarm) (*egress, error) {
+func startEgress(p policy.Policy, auditPath string, argv []string, logf func(string, ...any), al *alarm, w *watch) (*egress, error) {
 	var rules gateway.Rules
 	for _, s := range p.Network.Allow {
 		r, err := gateway.ParseRule(s)
 		if err != nil {
 			return nil, fmt.Errorf("--allow-domain %s: %w", s, err)
+		}
+		rules.Allow = append(rules.Allow, r)
+	}
+	// The hosts a secret is for are allowed by naming them (--deny-domain
+	// still wins).
+	for _, s := range w.allow {
+		r, err := gateway.ParseRule(strings.TrimSpace(s))
+		if err != nil {
+			return nil, fmt.Errorf("--secret: %w", err)
 		}
 		rules.Allow = append(rules.Allow, r)
 	}
@@ -90,9 +99,17 @@ func startEgress(p policy.Policy, auditPath string, argv []string, logf func(str
 		Audit:    log,
 		Log:      logf,
 	}
-	if dec != nil {
-		cfg.Canaries = dec.scanner
+	if al != nil {
 		cfg.OnCanary = al.onCanary
+	}
+	cfg.Canaries = w.scanner
+	cfg.Tokens = w.tokens
+	cfg.Formats = w.formats
+	cfg.OnSecret = (&secretReport{}).onSecret
+	cfg.Inspect = w.inspect
+	cfg.Inject = w.inject
+	if w.ca != nil {
+		cfg.CA = w.ca // Roots stay nil: the host's own trust store
 	}
 	gw, err := gateway.New(cfg)
 	if err != nil {

@@ -17,23 +17,26 @@ import (
 )
 
 type runFlags struct {
-	workspace string
-	write     []string
-	mask      []string
-	env       []string
-	memory    string
-	pids      int64
-	cpus      float64
-	timeout   time.Duration
-	degraded  []string
-	ports     []string
-	allow     []string
-	deny      []string
-	upstream  string
-	audit     string
-	noDecoys  bool
-	onCanary  string
-	verbose   bool
+	workspace    string
+	write        []string
+	mask         []string
+	env          []string
+	memory       string
+	pids         int64
+	cpus         float64
+	timeout      time.Duration
+	degraded     []string
+	ports        []string
+	allow        []string
+	deny         []string
+	upstream     string
+	audit        string
+	noDecoys     bool
+	onCanary     string
+	inspect      []string
+	secrets      []string
+	allowSecrets []string
+	verbose      bool
 }
 
 func newRunCmd() *cobra.Command {
@@ -75,6 +78,20 @@ gets HTTP 403 (SOCKS5: reply 2) saying which rule denied it and which flag
 would allow it; --verbose says it on stderr too. Every decision goes to
 the audit log; "cordon audit" summarises it.
 
+Secrets: what leaves is watched for the decoys' canaries, for the values in
+this host's real credential stores and dropped variables, and for
+well-known token formats (AWS, GitHub, GitLab, Slack, npm, PyPI, private
+keys, ...), in host names, URLs, headers and plaintext bodies, encoded or
+not; a hit is blocked with HTTP 403 and said on cordon's stderr
+(--allow-secret lets a false positive through). HTTPS is seen only for
+domains named with --inspect: cordon then ends TLS itself with a
+certificate from a CA made for the run (trusted inside through the system
+trust store and SSL_CERT_FILE, NODE_EXTRA_CA_CERTS, REQUESTS_CA_BUNDLE,
+CURL_CA_BUNDLE, GIT_SSL_CAINFO, PIP_CERT), verifies the destination against
+this host's trust store, and can limit methods and paths. --secret
+NAME=HOST gives the command a placeholder in $NAME and puts cordon's own
+$NAME in its place only on HTTPS requests to HOST.
+
 stdin, stdout and stderr pass through; when both stdin and stdout are a
 terminal, CMD gets a terminal of its own (job control, Ctrl-C, resizes).
 Signals sent to cordon are forwarded to CMD. If cordon is killed, everything
@@ -90,7 +107,9 @@ executed; 127 if CMD is not found; 86 if a decoy credential tried to leave (see
   cordon run --memory 2G --timeout 10m -- npm test
   cordon run --env GITHUB_TOKEN -- gh pr list   # pass one secret on purpose
   cordon run --allow-domain pypi.org --allow-domain files.pythonhosted.org -- pip download idna
-  cordon run --allow-domain github.com --allow-domain '*.githubusercontent.com' -- git clone https://github.com/o/r`,
+  cordon run --allow-domain github.com --allow-domain '*.githubusercontent.com' -- git clone https://github.com/o/r
+  cordon run --allow-domain registry.npmjs.org --inspect 'registry.npmjs.org GET,HEAD /' -- npm install
+  cordon run --secret GITHUB_TOKEN=api.github.com -- gh api user`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return fmt.Errorf("no command to run: cordon run [flags] -- CMD [ARGS...]")
@@ -122,6 +141,9 @@ executed; 127 if CMD is not found; 86 if a decoy credential tried to leave (see
 	fl.StringVar(&f.audit, "audit", "", "write the run's audit log (JSON Lines) to `FILE`; none: no log (default: a new file in ~/.local/state/cordon/audit)")
 	fl.BoolVar(&f.noDecoys, "no-decoys", false, "leave masked credential stores empty instead of filling them with decoys that carry canary tokens")
 	fl.StringVar(&f.onCanary, "on-canary", "stop", "when a decoy's canary tries to leave: stop (block it and end the run, exit status 86) or block (block it, keep running)")
+	fl.StringArrayVar(&f.inspect, "inspect", nil, "inspect TLS to `HOST` (its requests are then scanned and decided one by one), optionally allowing only some methods and path prefixes: 'registry.npmjs.org GET,HEAD /' (repeatable)")
+	fl.StringArrayVar(&f.secrets, "secret", nil, "inject secret `NAME=HOST[,HOST...]`: the sandbox's $NAME holds a placeholder; the gateway swaps cordon's own $NAME in on HTTPS requests to those hosts only, which it inspects and allows (repeatable)")
+	fl.StringArrayVar(&f.allowSecrets, "allow-secret", nil, "let a token format through that is a false positive: `RULE` or RULE@HOST, e.g. github-token@api.github.com (repeatable)")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "say what Cordon does: dropped variables, cgroup, walls, each denied connection")
 	return cmd
 }
@@ -173,7 +195,22 @@ func runRun(ctx context.Context, f runFlags, argv []string) error {
 		}
 		logf("%d decoy credential stores, %d canary tokens", len(dec.files), len(dec.canaries))
 	}
-	eg, err := startEgress(p, f.audit, argv, logf, dec, alarmed)
+	var canaries []string
+	if dec != nil {
+		for t := range dec.canaries {
+			canaries = append(canaries, t)
+		}
+	}
+	passed := map[string]bool{}
+	for _, n := range f.env {
+		passed[n] = true
+	}
+	w, err := prepareWatch(p, home, dropped, passed, canaries, logf)
+	if err != nil {
+		return &sandbox.Error{Code: sandbox.ExitInternal, Err: err}
+	}
+	env = withEnv(env, w.env)
+	eg, err := startEgress(p, f.audit, argv, logf, alarmed, w)
 	if err != nil {
 		return &sandbox.Error{Code: sandbox.ExitInternal, Err: err}
 	}
@@ -192,6 +229,7 @@ func runRun(ctx context.Context, f runFlags, argv []string) error {
 		Listen: []uint16{gateway.HTTPPort, gateway.SOCKSPort},
 		Serve:  eg.serve,
 		Decoys: decoyFiles,
+		Files:  w.files,
 		Stdin:  os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
 		Log: logf, Warn: warnf,
 	})
@@ -276,7 +314,7 @@ func buildPolicy(f runFlags) (policy.Policy, error) {
 			p.Degraded[w] = true
 		}
 	}
-	p.Network = policy.Network{Allow: f.allow, Deny: f.deny, Upstream: f.upstream}
+	p.Network = policy.Network{Allow: f.allow, Deny: f.deny, Upstream: f.upstream, Inspect: f.inspect, Secrets: f.secrets, AllowSecrets: f.allowSecrets}
 	for _, s := range f.ports {
 		n, err := strconv.ParseUint(s, 10, 16)
 		if err != nil || n == 0 {

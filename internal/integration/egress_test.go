@@ -38,6 +38,31 @@ const originBody = "hello from the origin"
 
 func startOrigin(t *testing.T, b *box, names ...string) *origin {
 	t.Helper()
+	tlsConf, caFile := testTLS(t, b, names...)
+	o := &origin{caFile: caFile}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("/hello", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, originBody) })
+	if repo := b.gitRepo(t); repo != "" {
+		mux.Handle("/git/", http.StripPrefix("/git/", http.FileServer(http.Dir(repo))))
+	}
+	plain := cordontest.Listen(t, "tcp", "127.0.0.1:0")
+	secure := cordontest.Listen(t, "tcp", "127.0.0.1:0")
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(plain)
+	tlsSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsConf}
+	go tlsSrv.ServeTLS(secure, "", "")
+	t.Cleanup(func() { srv.Close(); tlsSrv.Close() })
+	_, o.httpPort, _ = net.SplitHostPort(plain.Addr().String())
+	_, o.httpsPort, _ = net.SplitHostPort(secure.Addr().String())
+	return o
+}
+
+// testTLS makes a test CA and a certificate it signs for names; the CA's
+// PEM is in caFile, readable by the box's user (cordon, run with
+// SSL_CERT_FILE=caFile, takes it for the host's trust store).
+func testTLS(t *testing.T, b *box, names ...string) (*tls.Config, string) {
+	t.Helper()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	caTmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "cordon test CA"},
@@ -54,27 +79,14 @@ func startOrigin(t *testing.T, b *box, names ...string) *origin {
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}, ca, &key.PublicKey, caKey)
 	must(t, err)
-	o := &origin{caFile: filepath.Join(b.base, "ca.pem")}
-	must(t, os.WriteFile(o.caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o644))
-	b.u.Chown(t, o.caFile)
-
-	mux := http.NewServeMux()
-	mux.HandleFunc("/hello", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, originBody) })
-	if repo := b.gitRepo(t); repo != "" {
-		mux.Handle("/git/", http.StripPrefix("/git/", http.FileServer(http.Dir(repo))))
-	}
-	plain := cordontest.Listen(t, "tcp", "127.0.0.1:0")
-	secure := cordontest.Listen(t, "tcp", "127.0.0.1:0")
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(plain)
-	tlsSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, TLSConfig: &tls.Config{
-		Certificates: []tls.Certificate{{Certificate: [][]byte{leafDER}, PrivateKey: key}},
-	}}
-	go tlsSrv.ServeTLS(secure, "", "")
-	t.Cleanup(func() { srv.Close(); tlsSrv.Close() })
-	_, o.httpPort, _ = net.SplitHostPort(plain.Addr().String())
-	_, o.httpsPort, _ = net.SplitHostPort(secure.Addr().String())
-	return o
+	f, err := os.CreateTemp(b.base, "ca-*.pem")
+	must(t, err)
+	_, err = f.Write(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}))
+	must(t, err)
+	must(t, f.Close())
+	must(t, os.Chmod(f.Name(), 0o644))
+	b.u.Chown(t, f.Name())
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{leafDER}, PrivateKey: key}}}, f.Name()
 }
 
 // gitRepo makes a bare repository served over git's "dumb" HTTP protocol
