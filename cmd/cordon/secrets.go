@@ -89,7 +89,7 @@ func prepareWatch(p policy.Policy, home string, dropped []string, passed map[str
 	}
 	vals, skipped := secrets.Discover(home, env)
 	if skipped > 0 {
-		logf("%d credential values of this host too short to watch for", skipped)
+		logf("%d credential files or values of this host not watched for (unreadable, over 1 MiB, past the 200th file, malformed, or shorter than %d bytes)", skipped, secrets.MinLen)
 	}
 	for _, v := range vals {
 		if _, ok := w.tokens[v.Value]; ok || passedValue(passed, v.Value) {

@@ -228,24 +228,23 @@ var tokenByte = class("A-Za-z0-9_ -")
 // an escape among them that decodes to a byte of a token is seen by
 // mayHide itself, and any other ends the token, decoded or not.
 func startsToken(b []byte) bool {
-	if len(b) == 0 || !firstByte[b[0]] {
+	if len(b) == 0 {
 		return false
 	}
-	for _, r := range rules {
-		for _, p := range r.prefixes {
-			if bytes.HasPrefix(b, []byte(p)) && r.matchAt(b, 0, len(p)) > 0 {
-				return true
-			}
+	for _, e := range byFirstByte[b[0]] {
+		if bytes.HasPrefix(b, e.prefix) && e.rule.matchAt(b, 0, len(e.prefix)) > 0 {
+			return true
 		}
 	}
 	return false
 }
 
-var firstByte = func() *[256]bool {
-	var f [256]bool
+// byFirstByte holds the prefixes by their first byte.
+var byFirstByte = func() *[256][]anchorEntry {
+	var f [256][]anchorEntry
 	for _, r := range rules {
 		for _, p := range r.prefixes {
-			f[p[0]] = true
+			f[p[0]] = append(f[p[0]], anchorEntry{prefix: []byte(p), rule: r})
 		}
 	}
 	return &f
