@@ -37,8 +37,11 @@ start time in UTC and cordon's pid: 20261128T191405Z-4242.jsonl. A log is
 JSON Lines, one event a line: "start" (command, workspace, policy_digest,
 version), one "connection" for each connection the sandbox asked for (proto,
 host, port, addr dialled, decision, rule, reason, bytes_up, bytes_down,
-duration_ms, error), and "end" (exit_code). Later kinds carry a "detail"
-object. Times are RFC 3339, UTC.
+duration_ms, error), one "request" for each HTTP request inside an
+inspected tunnel (--inspect; decision, reason, and in "detail" its method,
+path and status), "canary" and "secret" for what was blocked for carrying a
+watched token ("detail": kind, where, encoding), and "end" (exit_code).
+Times are RFC 3339, UTC.
 
 With no FILE, the newest log there is read, and its path is printed on
 stderr. FILE "-" reads standard input. A log that ends in a partial line
@@ -46,15 +49,15 @@ stderr. FILE "-" reads standard input. A log that ends in a partial line
 
 --json prints the summary as JSON, with these fields: runs (start, end,
 duration_ms, exit_code, command, workspace, policy_digest, version,
-connections, denied), events, connections, allowed, denied, errors,
-bytes_up, bytes_down, destinations (host, port, count, denied, bytes_up,
+connections, denied), events, connections, allowed, denied, requests,
+requests_denied, errors, bytes_up, bytes_down, destinations (host, port, count, denied, bytes_up,
 bytes_down: all of them, the most connections first), denials (host, port,
 rule, reason, count, first, last: the most attempts first), other (events of
 other kinds, counted by kind) and truncated. What the log does not say is
 null.
 
 --events prints the events themselves, one JSON object a line, as Cordon
-reads them; --denied prints only the denied connections.`,
+reads them; --denied prints only the denied connections and requests.`,
 		Example: `  cordon audit                      # the last run
   cordon audit --denied             # what the last run was refused, event by event
   cordon audit --json ~/.local/state/cordon/audit/20261128T191405Z-4242.jsonl
@@ -67,7 +70,7 @@ reads them; --denied prints only the denied connections.`,
 	fl := cmd.Flags()
 	fl.BoolVar(&f.json, "json", false, "print the summary as JSON")
 	fl.BoolVar(&f.events, "events", false, "print the events, one JSON object a line")
-	fl.BoolVar(&f.denied, "denied", false, "print the events of denied connections only (implies --events)")
+	fl.BoolVar(&f.denied, "denied", false, "print the events of denied connections and inspected requests only (implies --events)")
 	cmd.MarkFlagsMutuallyExclusive("json", "events")
 	cmd.MarkFlagsMutuallyExclusive("json", "denied")
 	return cmd
@@ -141,7 +144,7 @@ func writeEvents(out, stderr io.Writer, name string, events []audit.Event, denie
 			fmt.Fprintf(stderr, "cordon: %s ends in a partial line at line %s: cordon was killed, or is still writing\n", name, e.Detail["line"])
 			continue
 		}
-		if denied && (e.Event != audit.KindConnection || e.Decision != audit.Deny) {
+		if denied && (e.Event != audit.KindConnection && e.Event != audit.KindRequest || e.Decision != audit.Deny) {
 			continue
 		}
 		if err := enc.Encode(e); err != nil {

@@ -21,7 +21,11 @@ import (
 const (
 	KindStart      = "start"
 	KindConnection = "connection"
-	KindEnd        = "end"
+	// KindRequest is one HTTP request inside an inspected tunnel (the
+	// tunnel itself is a connection event): Proto "https", Decision, and
+	// Detail "method", "path" (no query) and, if answered, "status".
+	KindRequest = "request"
+	KindEnd     = "end"
 	// KindTruncated is never written: Read appends it, with the line number
 	// in Detail["line"], when the log ends in a partial line.
 	KindTruncated = "truncated"
@@ -37,7 +41,7 @@ const (
 // left empty and omitted.
 type Event struct {
 	Time  time.Time `json:"time"`  // UTC, RFC 3339 with nanoseconds
-	Event string    `json:"event"` // "start", "connection", "end"; later kinds ("canary", "secret") round-trip too
+	Event string    `json:"event"` // "start", "connection", "request", "end", "canary", "secret"; unknown kinds round-trip too
 
 	// start
 	PolicyDigest string   `json:"policy_digest,omitempty"` // "sha256:<hex>"

@@ -21,14 +21,18 @@ type Summary struct {
 	Connections int   `json:"connections"` // connection events
 	Allowed     int   `json:"allowed"`
 	Denied      int   `json:"denied"`
-	Errors      int   `json:"errors"`     // connections that ended with an error
-	BytesUp     int64 `json:"bytes_up"`   // sandbox → destinations, all connections
-	BytesDown   int64 `json:"bytes_down"` // destinations → sandbox
+	// Requests counts the requests of inspected tunnels, and
+	// RequestsDenied those refused; refused ones are in Denials too.
+	Requests       int   `json:"requests"`
+	RequestsDenied int   `json:"requests_denied"`
+	Errors         int   `json:"errors"`     // connections that ended with an error
+	BytesUp        int64 `json:"bytes_up"`   // sandbox → destinations, all connections
+	BytesDown      int64 `json:"bytes_down"` // destinations → sandbox
 	// Destinations holds every host:port, the most connections first, then
 	// the most bytes.
 	Destinations []Destination `json:"destinations"`
-	// Denials groups the denied connections by host:port, rule and reason,
-	// the most attempts first.
+	// Denials groups the denied connections and inspected requests by
+	// host:port, rule and reason, the most attempts first.
 	Denials []Denial `json:"denials"`
 	// Other counts the events of other kinds ("canary", "secret", ...).
 	Other map[string]int `json:"other"`
@@ -80,17 +84,36 @@ func HostPort(host string, port int) string {
 	return net.JoinHostPort(host, strconv.Itoa(port))
 }
 
+type destKey struct {
+	host string
+	port int
+}
+
+type denialKey struct {
+	destKey
+	rule, reason string
+}
+
+// addDenial counts denied event e in its group.
+func addDenial(denials map[denialKey]*Denial, e Event) {
+	dk := denialKey{destKey{e.Host, e.Port}, e.Rule, e.Reason}
+	dn := denials[dk]
+	if dn == nil {
+		dn = &Denial{Host: e.Host, Port: e.Port, Rule: e.Rule, Reason: e.Reason, First: e.Time}
+		denials[dk] = dn
+	}
+	dn.Count++
+	if e.Time.Before(dn.First) {
+		dn.First = e.Time
+	}
+	if e.Time.After(dn.Last) {
+		dn.Last = e.Time
+	}
+}
+
 // Summarize totals events, as Read returns them.
 func Summarize(events []Event) Summary {
 	s := Summary{Runs: []Run{}, Destinations: []Destination{}, Denials: []Denial{}, Other: map[string]int{}}
-	type destKey struct {
-		host string
-		port int
-	}
-	type denialKey struct {
-		destKey
-		rule, reason string
-	}
 	dests := map[destKey]*Destination{}
 	denials := map[denialKey]*Denial{}
 	var run *Run // the open run: started, not ended
@@ -121,6 +144,12 @@ func Summarize(events []Event) Summary {
 				run.DurationMS = &ms
 			}
 			run = nil
+		case KindRequest:
+			s.Requests++
+			if e.Decision == Deny {
+				s.RequestsDenied++
+				addDenial(denials, e)
+			}
 		case KindConnection:
 			s.Connections++
 			denied := e.Decision == Deny
@@ -153,19 +182,7 @@ func Summarize(events []Event) Summary {
 				continue
 			}
 			d.Denied++
-			dk := denialKey{k, e.Rule, e.Reason}
-			dn := denials[dk]
-			if dn == nil {
-				dn = &Denial{Host: e.Host, Port: e.Port, Rule: e.Rule, Reason: e.Reason, First: e.Time}
-				denials[dk] = dn
-			}
-			dn.Count++
-			if e.Time.Before(dn.First) {
-				dn.First = e.Time
-			}
-			if e.Time.After(dn.Last) {
-				dn.Last = e.Time
-			}
+			addDenial(denials, e)
 		default:
 			s.Other[e.Event]++
 		}
@@ -249,6 +266,9 @@ func (s Summary) WriteText(w io.Writer) error {
 		p(", %d with errors", s.Errors)
 	}
 	p("; %s up, %s down\n", bytesText(s.BytesUp), bytesText(s.BytesDown))
+	if s.Requests > 0 {
+		p("Inspected requests\t%d: %d allowed, %d denied\n", s.Requests, s.Requests-s.RequestsDenied, s.RequestsDenied)
+	}
 	if len(s.Other) > 0 {
 		kinds := make([]string, 0, len(s.Other))
 		for k := range s.Other {
@@ -284,7 +304,11 @@ func (s Summary) WriteText(w io.Writer) error {
 	}
 
 	if len(s.Denials) > 0 {
-		p("\nDenied connections (%d)\n", s.Denied)
+		if s.RequestsDenied > 0 {
+			p("\nDenied connections and requests (%d)\n", s.Denied+s.RequestsDenied)
+		} else {
+			p("\nDenied connections (%d)\n", s.Denied)
+		}
 		p("  COUNT\tDESTINATION\tRULE\tREASON\n")
 		n := min(len(s.Denials), maxDenials)
 		for _, d := range s.Denials[:n] {

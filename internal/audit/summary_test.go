@@ -106,6 +106,27 @@ func TestSummarize(t *testing.T) {
 	}
 }
 
+// TestSummarizeRequests: requests of inspected tunnels are counted on
+// their own, and the refused ones join the denials.
+func TestSummarizeRequests(t *testing.T) {
+	evs := []Event{
+		{Time: at(1), Event: KindConnection, Proto: "connect", Host: "r.test", Port: 443, Decision: Allow},
+		{Time: at(2), Event: KindRequest, Proto: "https", Host: "r.test", Port: 443, Decision: Allow, Detail: map[string]string{"method": "GET", "path": "/a", "status": "200"}},
+		{Time: at(3), Event: KindRequest, Proto: "https", Host: "r.test", Port: 443, Decision: Deny, Reason: "POST /a is not among the HTTP requests allowed"},
+	}
+	s := Summarize(evs)
+	if s.Connections != 1 || s.Requests != 2 || s.RequestsDenied != 1 || s.Denied != 0 || len(s.Other) != 0 {
+		t.Errorf("connections %d, requests %d (%d denied), denied %d, other %v", s.Connections, s.Requests, s.RequestsDenied, s.Denied, s.Other)
+	}
+	if len(s.Denials) != 1 || s.Denials[0].Host != "r.test" || s.Denials[0].Count != 1 {
+		t.Errorf("denials %+v", s.Denials)
+	}
+	var b strings.Builder
+	if err := s.WriteText(&b); err != nil || !strings.Contains(b.String(), "2: 1 allowed, 1 denied") || !strings.Contains(b.String(), "Denied connections and requests (1)") {
+		t.Errorf("WriteText: %v\n%s", err, b.String())
+	}
+}
+
 func TestSummarizeRuns(t *testing.T) {
 	tests := []struct {
 		name   string

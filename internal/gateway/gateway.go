@@ -438,13 +438,15 @@ func (g *Gateway) release() { <-g.slots }
 // record audits one connection's decision and, for a denial, tells the
 // user with --verbose.
 func (g *Gateway) record(r *request, addr string, v Verdict, up, down int64, err error) {
-	g.recordDetail(r, addr, v, up, down, err, nil)
+	g.recordEvent(audit.KindConnection, r, addr, v, up, down, err, nil)
 }
 
-func (g *Gateway) recordDetail(r *request, addr string, v Verdict, up, down int64, err error, detail map[string]string) {
+// recordEvent audits a connection, or a request of an inspected tunnel
+// (kind audit.KindRequest, with its detail).
+func (g *Gateway) recordEvent(kind string, r *request, addr string, v Verdict, up, down int64, err error, detail map[string]string) {
 	ev := audit.Event{
 		Detail:     detail,
-		Event:      "connection",
+		Event:      kind,
 		Proto:      r.proto,
 		Host:       r.dest.String(),
 		Port:       int(r.port),

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cordon-sandbox/cordon/internal/audit"
 )
 
 // TLS inspection, opt-in per destination: for a destination an
@@ -347,7 +349,10 @@ func (it *inspected) upstreamError(w http.ResponseWriter, req *http.Request, err
 		if ce != nil {
 			err = &Denied{Verdict: Verdict{Reason: ce.Error()}}
 		}
-		it.g.recordRequest(it.r, req, err)
+		it.g.recordRequest(it.r, req, 0, err)
+		if sw, ok := w.(*statusWriter); ok {
+			sw.failed = true
+		}
 		http.Error(w, "cordon: "+it.r.hostport()+": "+err.Error(), http.StatusBadGateway)
 	case errors.Is(err, context.Canceled):
 		// The client went away.
@@ -376,18 +381,22 @@ func (it *inspected) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		it.refuse(w, req, err)
 		return
 	}
-	it.proxy.ServeHTTP(w, req)
-	if streamed != nil && streamed.err != nil {
+	sw := &statusWriter{ResponseWriter: w}
+	it.proxy.ServeHTTP(sw, req)
+	switch {
+	case streamed != nil && streamed.err != nil:
 		// Found in a body too large to hold: the request was cut
 		// before the token's end went out (the client got a 502).
-		it.g.recordRequest(it.r, req, streamed.err)
+		it.g.recordRequest(it.r, req, 0, streamed.err)
+	case !sw.failed:
+		it.g.recordRequest(it.r, req, sw.status, nil)
 	}
 }
 
 // refuse answers a request the policy refuses; the tunnel stays up for the
 // next one.
 func (it *inspected) refuse(w http.ResponseWriter, req *http.Request, err error) {
-	it.g.recordRequest(it.r, req, err)
+	it.g.recordRequest(it.r, req, 0, err)
 	var tripped *Tripped
 	if errors.As(err, &tripped) {
 		http.Error(w, fmt.Sprintf("cordon: %s %s blocked: %s", req.Method, it.r.hostport(), tripped.Error()), http.StatusForbidden)
@@ -396,14 +405,43 @@ func (it *inspected) refuse(w http.ResponseWriter, req *http.Request, err error)
 	http.Error(w, fmt.Sprintf("cordon: %s %s denied: %s", req.Method, it.r.hostport(), err.Error()), http.StatusForbidden)
 }
 
-// recordRequest audits a request of an inspected tunnel that was refused;
-// the tunnel's own event counts the rest.
-func (g *Gateway) recordRequest(r *request, req *http.Request, err error) {
+// recordRequest audits a request of an inspected tunnel: one refused
+// (err set), or one forwarded and answered with status (0: no answer).
+func (g *Gateway) recordRequest(r *request, req *http.Request, status int, err error) {
 	rr := *r
 	rr.proto = "https"
 	rr.start = time.Now()
-	g.recordDetail(&rr, "", Verdict{}, 0, 0, err, map[string]string{"method": req.Method, "path": clip(req.URL.Path)})
+	d := map[string]string{"method": req.Method, "path": clip(req.URL.Path)}
+	if status != 0 {
+		d["status"] = strconv.Itoa(status)
+	}
+	g.recordEvent(audit.KindRequest, &rr, "", Verdict{}, 0, 0, err, d)
 }
+
+// statusWriter keeps the status of the answer it writes.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	failed bool // upstreamError answered, and audited
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController (the reverse proxy's flushes and
+// upgrades) reach the server's writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // oneConn is a listener that yields one connection, then blocks until
 // done: http.Server.Serve returns when the connection is over.

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cordon-sandbox/cordon/internal/audit"
 	"github.com/cordon-sandbox/cordon/internal/canary"
 	"github.com/cordon-sandbox/cordon/internal/tlsca"
 )
@@ -245,6 +246,25 @@ func TestInspectHTTPRules(t *testing.T) {
 	code, body := fetch(t, inspectClient(t, tg, ca, false, false), "GET", base+"/pkg/a", "", "Host", "other.test")
 	if code != 403 || !strings.Contains(body, "Host") {
 		t.Errorf("a request for another Host: %d %q, want 403", code, body)
+	}
+	// Each request is audited: the 6 answered with their status, the 17
+	// refused with why.
+	var allowed, denied int
+	for _, e := range tg.events(t) {
+		if e.Event != audit.KindRequest {
+			continue
+		}
+		switch {
+		case e.Decision == audit.Allow && e.Detail["status"] == "200" && e.Proto == "https":
+			allowed++
+		case e.Decision == audit.Deny && e.Reason != "" && e.Detail["method"] != "":
+			denied++
+		default:
+			t.Errorf("request event %+v", e)
+		}
+	}
+	if allowed != 6 || denied != 17 {
+		t.Errorf("%d allowed and %d denied request events, want 6 and 17", allowed, denied)
 	}
 }
 
