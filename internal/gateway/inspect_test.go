@@ -248,7 +248,9 @@ func TestInspectHTTPRules(t *testing.T) {
 		t.Errorf("a request for another Host: %d %q, want 403", code, body)
 	}
 	// Each request is audited: the 6 answered with their status, the 17
-	// refused with why.
+	// refused with why. (An answered request's event is written after the
+	// answer: Close waits for it.)
+	tg.Close()
 	var allowed, denied int
 	for _, e := range tg.events(t) {
 		if e.Event != audit.KindRequest {
