@@ -382,15 +382,21 @@ func (it *inspected) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	sw := &statusWriter{ResponseWriter: w}
+	// Deferred: the reverse proxy aborts the handler with a panic
+	// (http.ErrAbortHandler) when the answer cannot be copied to the
+	// end, the client having gone; the request was sent all the same.
+	defer func() {
+		switch {
+		case streamed != nil && streamed.err != nil:
+			// Found in a body too large to hold: the request was
+			// cut before the token's end went out (the client got
+			// a 502).
+			it.g.recordRequest(it.r, req, 0, streamed.err)
+		case !sw.failed:
+			it.g.recordRequest(it.r, req, sw.status, nil)
+		}
+	}()
 	it.proxy.ServeHTTP(sw, req)
-	switch {
-	case streamed != nil && streamed.err != nil:
-		// Found in a body too large to hold: the request was cut
-		// before the token's end went out (the client got a 502).
-		it.g.recordRequest(it.r, req, 0, streamed.err)
-	case !sw.failed:
-		it.g.recordRequest(it.r, req, sw.status, nil)
-	}
 }
 
 // refuse answers a request the policy refuses; the tunnel stays up for the

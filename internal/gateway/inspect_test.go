@@ -494,3 +494,51 @@ func TestInspectLargeBody(t *testing.T) {
 		t.Errorf("alarms: %q, want two, in a streamed body", where)
 	}
 }
+
+// TestInspectAuditsCutAnswers: a request whose answer the client stops
+// reading (the reverse proxy then aborts its handler) is audited all the
+// same: it was sent.
+func TestInspectAuditsCutAnswers(t *testing.T) {
+	big := strings.Repeat("z", 8<<20)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, big)
+	}))
+	ca, _ := tlsca.New(tlsca.Constraints{DNS: []string{"i.test"}})
+	originCA, _ := tlsca.New(tlsca.Constraints{DNS: []string{"i.test"}})
+	leaf, _ := originCA.Leaf("i.test")
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{*leaf}}
+	srv.EnableHTTP2 = true
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.StartTLS()
+	defer srv.Close()
+	roots := x509.NewCertPool()
+	roots.AddCert(originCA.Certificate())
+	tg := startGateway(t, Config{
+		Rules:    rules(t, []string{"i.test", "127.0.0.1"}, nil),
+		Resolver: hosts{"i.test": {loopback}},
+		Inspect:  inspectRules(t, "i.test"),
+		CA:       ca,
+		Roots:    roots,
+	})
+	port := portOf(t, srv.Listener.Addr().String())
+	for _, h2 := range []bool{false, true} {
+		c := inspectClient(t, tg, ca, h2, false)
+		resp, err := c.Get("https://i.test:" + port + "/big")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Read(make([]byte, 10))
+		resp.Body.Close() // the rest unread
+		c.Transport.(*http.Transport).CloseIdleConnections()
+	}
+	tg.Close()
+	n := 0
+	for _, e := range tg.events(t) {
+		if e.Event == audit.KindRequest && e.Decision == audit.Allow && e.Detail["status"] == "200" {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d request events for 2 requests whose answers were cut", n)
+	}
+}
