@@ -152,17 +152,28 @@ func (l *Log) Close() error {
 	return nil
 }
 
-// DefaultDir is $XDG_STATE_HOME/cordon/audit, or ~/.local/state/cordon/audit.
-// A relative XDG_STATE_HOME is ignored, as the XDG spec says.
-func DefaultDir() (string, error) {
+// StateDir is Cordon's state directory, $XDG_STATE_HOME/cordon, or
+// ~/.local/state/cordon: the audit logs and the trust store
+// (internal/trust) live there. A relative XDG_STATE_HOME is ignored, as the
+// XDG spec says.
+func StateDir() (string, error) {
 	if d := os.Getenv("XDG_STATE_HOME"); d != "" && filepath.IsAbs(d) {
-		return filepath.Join(d, "cordon", "audit"), nil
+		return filepath.Join(d, "cordon"), nil
 	}
 	home, err := os.UserHomeDir()
 	if err != nil {
-		return "", fmt.Errorf("finding the audit log directory: %w", err)
+		return "", fmt.Errorf("finding cordon's state directory: %w", err)
 	}
-	return filepath.Join(home, ".local", "state", "cordon", "audit"), nil
+	return filepath.Join(home, ".local", "state", "cordon"), nil
+}
+
+// DefaultDir is $XDG_STATE_HOME/cordon/audit, or ~/.local/state/cordon/audit.
+func DefaultDir() (string, error) {
+	dir, err := StateDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "audit"), nil
 }
 
 // fileTime is the layout of the time in a log's name: it sorts as the time

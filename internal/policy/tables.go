@@ -44,7 +44,8 @@ var Masks = []Entry{
 	{"~/.password-store", Dir, "pass password store"},
 	{"~/.local/share/keyrings", Dir, "GNOME keyring"},
 	{"~/.local/share/kwalletd", Dir, "KDE wallet"},
-	{"~/.local/state/cordon", Dir, "Cordon's audit logs: other runs' commands and destinations"},
+	{"~/.local/state/cordon", Dir, "Cordon's audit logs and trust store: other runs' commands and destinations, the trusted workspace policies"},
+	{"~/.config/cordon", Dir, "Cordon's user policy: what the walls let through, and the user's profiles"},
 	// Tokens of developer tools.
 	{"~/.netrc", File, "HTTP and FTP passwords (curl, git, pip)"},
 	{"~/.git-credentials", File, "git credential store"},
