@@ -150,15 +150,18 @@ func checkRequest(rules []InspectRule, req *http.Request) error {
 	if req.Method == http.MethodConnect {
 		return &Denied{Verdict: Verdict{Reason: "CONNECT inside an inspected tunnel is refused"}}
 	}
-	// A path that a server could read as another one (dot segments, an
-	// escaped slash or dot) is refused rather than guessed at.
-	raw := strings.ToLower(req.URL.EscapedPath())
-	if clean != p && clean+"/" != p || strings.Contains(raw, "%2f") || strings.Contains(raw, "%2e") || strings.Contains(raw, "%5c") || strings.Contains(p, "\\") {
-		return &Denied{Verdict: Verdict{Reason: fmt.Sprintf("request path %q is not in clean form; refused where HTTP rules apply", clip(req.URL.EscapedPath()))}}
+	// A path that a server could read as another one (dot segments,
+	// decoded or not; a backslash) is refused rather than guessed at. An
+	// escaped slash is common (npm's /@scope%2fname) and stays: the
+	// rules must pass both the decoded path and the path as sent.
+	escaped := req.URL.EscapedPath()
+	raw := strings.ToLower(escaped)
+	if clean != p && clean+"/" != p || strings.Contains(raw, "%2e") || strings.Contains(raw, "%5c") || strings.Contains(p, "\\") {
+		return &Denied{Verdict: Verdict{Reason: fmt.Sprintf("request path %q is not in clean form; refused where HTTP rules apply", clip(escaped))}}
 	}
 	var texts []string
 	for _, ir := range rules {
-		if ir.permits(req.Method, clean) {
+		if ir.permits(req.Method, clean) && ir.permits(req.Method, escaped) {
 			return nil
 		}
 		texts = append(texts, ir.Text)

@@ -222,6 +222,9 @@ func TestInspectHTTPRules(t *testing.T) {
 			{"GET", "/pkg/../admin", 403},
 			{"GET", "/pkg/%2e%2e/admin", 403},
 			{"GET", "/pkg%2f..%2fadmin", 403},
+			{"GET", "/pkg/@types%2fnode", 200}, // npm's scoped packages
+			{"GET", "/@types%2fnode", 403},
+			{"GET", "/pkg%2fa", 403}, // decoded it is /pkg/a, but sent it is not under /pkg/
 			{"GET", "//pkg/a", 403},
 		} {
 			req, _ := http.NewRequest(tc.method, base+"/", nil)
@@ -237,7 +240,7 @@ func TestInspectHTTPRules(t *testing.T) {
 		}
 	}
 	for _, r := range o.requests() {
-		if !strings.Contains(r, " GET /pkg/a ") && !strings.Contains(r, " HEAD /pkg ") && !strings.Contains(r, " GET /-/whoami ") {
+		if !strings.Contains(r, " GET /pkg/a ") && !strings.Contains(r, " HEAD /pkg ") && !strings.Contains(r, " GET /-/whoami ") && !strings.Contains(r, " GET /pkg/@types%2fnode ") {
 			t.Errorf("origin got a request the rules refuse: %q", r)
 		}
 	}
@@ -247,7 +250,7 @@ func TestInspectHTTPRules(t *testing.T) {
 	if code != 403 || !strings.Contains(body, "Host") {
 		t.Errorf("a request for another Host: %d %q, want 403", code, body)
 	}
-	// Each request is audited: the 6 answered with their status, the 17
+	// Each request is audited: the 8 answered with their status, the 21
 	// refused with why. (An answered request's event is written after the
 	// answer: Close waits for it.)
 	tg.Close()
@@ -265,8 +268,8 @@ func TestInspectHTTPRules(t *testing.T) {
 			t.Errorf("request event %+v", e)
 		}
 	}
-	if allowed != 6 || denied != 17 {
-		t.Errorf("%d allowed and %d denied request events, want 6 and 17", allowed, denied)
+	if allowed != 8 || denied != 21 {
+		t.Errorf("%d allowed and %d denied request events, want 8 and 21", allowed, denied)
 	}
 }
 
