@@ -52,6 +52,7 @@ type Policy struct {
 	Protected []Entry  // relative to the workspace
 	Pinned    []string // relative to the workspace
 	PassEnv   []string // secret-looking names the user let through
+	DropEnv   []string // names kept out though they do not look secret; wins over PassEnv
 	Limits    Limits
 	Degraded  map[Wall]bool
 	// ConnectPorts are loopback TCP ports the sandbox may connect to inside
@@ -113,12 +114,19 @@ func ExpandHome(path, home string) string {
 	return path
 }
 
+// DropReason is the reason FilterEnv gives for a variable dropped only
+// because DropEnv names it: its value is no secret of the host's.
+const DropReason = "dropped by the policy (env.drop)"
+
 // FilterEnv splits environ into what enters the sandbox and what is
 // dropped, with a reason for each dropped name (sorted).
 func (p Policy) FilterEnv(environ []string) (kept []string, dropped []string) {
-	pass := map[string]bool{}
+	pass, drop := map[string]bool{}, map[string]bool{}
 	for _, n := range p.PassEnv {
 		pass[n] = true
+	}
+	for _, n := range p.DropEnv {
+		drop[n] = true
 	}
 	for _, kv := range environ {
 		name, value, _ := strings.Cut(kv, "=")
@@ -127,6 +135,10 @@ func (p Policy) FilterEnv(environ []string) (kept []string, dropped []string) {
 				dropped = append(dropped, name+": "+why)
 				continue
 			}
+		}
+		if drop[name] {
+			dropped = append(dropped, name+": "+DropReason)
+			continue
 		}
 		kept = append(kept, kv)
 	}

@@ -109,3 +109,17 @@ func TestParseWall(t *testing.T) {
 		t.Errorf("ParseWall(namespaces) should fail: namespaces cannot be degraded")
 	}
 }
+
+func TestFilterEnvDropsNamedVariables(t *testing.T) {
+	p := Default("/ws", "/home/u", "")
+	p.PassEnv = []string{"GITHUB_TOKEN"}
+	p.DropEnv = []string{"MY_VAR", "NPM_TOKEN"}
+	kept, dropped := p.FilterEnv([]string{"GITHUB_TOKEN=a", "NPM_TOKEN=b", "MY_VAR=c", "PATH=/bin"})
+	if strings.Join(kept, " ") != "GITHUB_TOKEN=a PATH=/bin" {
+		t.Errorf("kept = %v, want GITHUB_TOKEN and PATH", kept)
+	}
+	want := []string{"MY_VAR: " + DropReason, "NPM_TOKEN: looks like a token"}
+	if strings.Join(dropped, "|") != strings.Join(want, "|") {
+		t.Errorf("dropped = %q, want %q (a secret keeps its own reason: its value is watched for)", dropped, want)
+	}
+}
