@@ -17,6 +17,11 @@ writable, the network only through a gateway that lets out what you allow,
 no process outside its own.
 
   cordon run -- CMD [ARGS...]   run CMD contained, in the current directory
+  cordon run --profile claude-code -- claude
+                                the same with a built-in profile (dev, strict, codex, ...)
+  cordon blast-radius           what a contained process could still do here, and with no sandbox
+  cordon policy show            the effective policy, and where each value comes from
+  cordon trust                  let this workspace's .cordon.toml configure its runs
   cordon doctor                 check that this machine can raise every wall
   cordon audit [FILE]           summarise a run's audit log (the newest by default)
   cordon connect HOST PORT      inside a sandbox: a connection through the gateway on stdio
@@ -30,7 +35,7 @@ if a decoy credential tried to leave and the run was stopped.`,
 		SilenceErrors: true,
 	}
 	root.SetVersionTemplate("cordon {{.Version}}\n")
-	root.AddCommand(newRunCmd(), newDoctorCmd(), newAuditCmd(), newConnectCmd())
+	root.AddCommand(newRunCmd(), newBlastRadiusCmd(), newPolicyCmd(), newTrustCmd(), newDoctorCmd(), newAuditCmd(), newConnectCmd())
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w (see %s --help)", err, c.CommandPath())
 	})

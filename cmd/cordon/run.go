@@ -13,6 +13,7 @@ import (
 
 	"github.com/cordon-sandbox/cordon/internal/gateway"
 	"github.com/cordon-sandbox/cordon/internal/policy"
+	"github.com/cordon-sandbox/cordon/internal/policyfile"
 	"github.com/cordon-sandbox/cordon/internal/sandbox"
 )
 
@@ -36,7 +37,11 @@ type runFlags struct {
 	inspect      []string
 	secrets      []string
 	allowSecrets []string
+	profile      string
 	verbose      bool
+	// changed reports whether a flag was given: only those are the flags
+	// layer of the policy, so a default never overrides a policy file.
+	changed func(name string) bool
 }
 
 func newRunCmd() *cobra.Command {
@@ -92,6 +97,15 @@ this host's trust store, and can limit methods and paths. --secret
 NAME=HOST gives the command a placeholder in $NAME and puts cordon's own
 $NAME in its place only on HTTPS requests to HOST.
 
+Policy files: the same settings can come from files, stacked in layers
+(lowest first): the built-in defaults, the user policy
+($XDG_CONFIG_HOME/cordon/policy.toml), the workspace's .cordon.toml once
+"cordon trust" recorded it (an untrusted one is ignored, with one line on
+stderr), the profile named with --profile, and these flags. Lists merge; a
+deny, a mask or a dropped variable from any layer wins. "cordon policy
+show" prints the result and where each value comes from; docs/policy.md
+describes the format.
+
 stdin, stdout and stderr pass through; when both stdin and stdout are a
 terminal, CMD gets a terminal of its own (job control, Ctrl-C, resizes).
 Signals sent to cordon are forwarded to CMD. If cordon is killed, everything
@@ -102,6 +116,7 @@ killed it; 125 if Cordon could not start the sandbox; 126 if CMD cannot be
 executed; 127 if CMD is not found; 86 if a decoy credential tried to leave (see
 --on-canary).`,
 		Example: `  cordon run -- make test
+  cordon run --profile claude-code -- claude
   cordon run --workspace ~/src/app --write ~/.cache/go-build -- go build ./...
   echo hi | cordon run -- cat
   cordon run --memory 2G --timeout 10m -- npm test
@@ -120,6 +135,7 @@ executed; 127 if CMD is not found; 86 if a decoy credential tried to leave (see
 			if cmd.ArgsLenAtDash() < 0 && len(args) > 0 && strings.HasPrefix(args[0], "-") {
 				return fmt.Errorf("put -- before the command: cordon run [flags] -- %s", strings.Join(args, " "))
 			}
+			f.changed = cmd.Flags().Changed
 			return runRun(cmd.Context(), f, args)
 		},
 	}
@@ -144,6 +160,7 @@ executed; 127 if CMD is not found; 86 if a decoy credential tried to leave (see
 	fl.StringArrayVar(&f.inspect, "inspect", nil, "inspect TLS to `HOST` (its requests are then scanned and decided one by one), optionally allowing only some methods and path prefixes: 'registry.npmjs.org GET,HEAD /' (repeatable)")
 	fl.StringArrayVar(&f.secrets, "secret", nil, "inject secret `NAME=HOST[,HOST...]`: the sandbox's $NAME holds a placeholder; the gateway swaps cordon's own $NAME in on HTTPS requests to those hosts only, which it inspects and allows (repeatable)")
 	fl.StringArrayVar(&f.allowSecrets, "allow-secret", nil, "let a token format through that is a false positive: `RULE` or RULE@HOST, e.g. github-token@api.github.com (repeatable)")
+	fl.StringVar(&f.profile, "profile", "", "stack the profile `NAME` on the policy: built in (cordon policy show --profile NAME shows one; docs/policy.md lists them) or [profile.NAME] of your user policy")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "say what Cordon does: dropped variables, cgroup, walls, each denied connection")
 	return cmd
 }
@@ -156,10 +173,11 @@ func runRun(ctx context.Context, f runFlags, argv []string) error {
 	warnf := func(format string, args ...any) {
 		fmt.Fprintf(os.Stderr, "cordon: warning: "+format+"\n", args...)
 	}
-	p, err := buildPolicy(f)
+	eff, err := buildPolicy(f, warnf, logf)
 	if err != nil {
 		return &sandbox.Error{Code: sandbox.ExitInternal, Err: err}
 	}
+	p := eff.Policy
 	for w := range p.Degraded {
 		warnf("--allow-degraded %s: the %s wall will be dropped if this host cannot raise it", w, w)
 	}
@@ -172,9 +190,6 @@ func runRun(ctx context.Context, f runFlags, argv []string) error {
 		self = ""
 	}
 	env = withEnv(env, proxyEnv(self, os.Getenv("JAVA_TOOL_OPTIONS")))
-	if f.onCanary != "stop" && f.onCanary != "block" {
-		return &sandbox.Error{Code: sandbox.ExitInternal, Err: fmt.Errorf("--on-canary %q: stop or block", f.onCanary)}
-	}
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -183,14 +198,14 @@ func runRun(ctx context.Context, f runFlags, argv []string) error {
 	var dec *decoys
 	var alarmed *alarm
 	home, _ := os.UserHomeDir()
-	if !f.noDecoys && !filepath.IsAbs(home) {
+	if eff.Decoys && !filepath.IsAbs(home) {
 		logf("no home directory: no decoys")
-	} else if !f.noDecoys {
+	} else if eff.Decoys {
 		if dec, err = makeDecoys(home); err != nil {
 			return &sandbox.Error{Code: sandbox.ExitInternal, Err: err}
 		}
 		alarmed = &alarm{d: dec}
-		if f.onCanary == "stop" {
+		if eff.OnCanary == "stop" {
 			alarmed.stop = stop
 		}
 		logf("%d decoy credential stores, %d canary tokens", len(dec.files), len(dec.canaries))
@@ -202,15 +217,23 @@ func runRun(ctx context.Context, f runFlags, argv []string) error {
 		}
 	}
 	passed := map[string]bool{}
-	for _, n := range f.env {
+	for _, n := range p.PassEnv {
 		passed[n] = true
 	}
-	w, err := prepareWatch(p, home, dropped, passed, canaries, logf)
+	// A variable dropped only because the policy names it is no secret:
+	// its value is not watched for in what leaves.
+	var secretDropped []string
+	for _, d := range dropped {
+		if !strings.HasSuffix(d, ": "+policy.DropReason) {
+			secretDropped = append(secretDropped, d)
+		}
+	}
+	w, err := prepareWatch(p, home, secretDropped, passed, canaries, logf)
 	if err != nil {
 		return &sandbox.Error{Code: sandbox.ExitInternal, Err: err}
 	}
 	env = withEnv(env, w.env)
-	eg, err := startEgress(p, f.audit, argv, logf, alarmed, w)
+	eg, err := startEgress(p, eff.Audit, argv, logf, alarmed, w)
 	if err != nil {
 		return &sandbox.Error{Code: sandbox.ExitInternal, Err: err}
 	}
@@ -233,7 +256,7 @@ func runRun(ctx context.Context, f runFlags, argv []string) error {
 		Stdin:  os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
 		Log: logf, Warn: warnf,
 	})
-	if alarmed != nil && alarmed.tripped() && f.onCanary == "stop" && err == nil {
+	if alarmed != nil && alarmed.tripped() && eff.OnCanary == "stop" && err == nil {
 		status = ExitCanary
 	}
 	eg.finish(status, err)
@@ -246,83 +269,133 @@ func runRun(ctx context.Context, f runFlags, argv []string) error {
 	return nil
 }
 
-// minPids leaves room for the sandbox's init, a Go program with a handful
-// of threads, which --pids counts like everything else in the sandbox.
-const minPids = 32
-
-func buildPolicy(f runFlags) (policy.Policy, error) {
+// buildPolicy stacks the run's policy: the built-in defaults, the user
+// policy, the trusted workspace policy, the profile, and the flags on top.
+// What a layer sets that does not hold (an allowed host a deny covers, a
+// writable path inside a mask) is said: with a warning if a flag of this
+// command line set it, with -v otherwise.
+func buildPolicy(f runFlags, warnf, logf func(string, ...any)) (*policyfile.Effective, error) {
 	ws := f.workspace
 	if ws == "" {
 		var err error
 		if ws, err = os.Getwd(); err != nil {
-			return policy.Policy{}, fmt.Errorf("finding the current directory: %w", err)
+			return nil, fmt.Errorf("finding the current directory: %w", err)
 		}
 	}
 	ws, err := resolveDir(ws, "--workspace")
 	if err != nil {
-		return policy.Policy{}, err
+		return nil, err
 	}
 	home, _ := os.UserHomeDir()
-	p := policy.Default(ws, home, os.Getenv("XDG_RUNTIME_DIR"))
-	for _, w := range f.write {
-		d, err := resolveDir(policy.ExpandHome(w, home), "--write")
-		if err != nil {
-			return p, err
+	src, err := loadPolicySources(ws, home, f.profile)
+	if err != nil {
+		return nil, err
+	}
+	for _, ig := range src.ignored {
+		fmt.Fprintf(os.Stderr, "cordon: %s\n", ig)
+	}
+	flags, err := flagBody(f, home)
+	if err != nil {
+		return nil, err
+	}
+	eff, err := policyfile.Merge(policyHost(ws, home, true), append(src.layers, policyfile.FlagLayer(flags))...)
+	if err != nil {
+		return nil, err
+	}
+	logf("policy: %s", strings.Join(eff.Layers, " < "))
+	for _, v := range eff.Void() {
+		if strings.HasPrefix(v.From, "flag ") {
+			warnf("%s %v: ignored: %s", strings.TrimPrefix(v.From, "flag "), v.Value, v.Note)
+		} else {
+			logf("%s %v (%s): ignored: %s", v.Key, v.Value, v.From, v.Note)
 		}
-		if d == "/" {
-			return p, fmt.Errorf("--write /: that would make the whole host writable")
-		}
-		p.Writable = append(p.Writable, d)
 	}
-	for _, m := range f.mask {
-		abs, err := filepath.Abs(policy.ExpandHome(m, home))
-		if err != nil {
-			return p, fmt.Errorf("--mask %s: %w", m, err)
-		}
-		kind := policy.Dir
-		if st, err := os.Stat(abs); err == nil && !st.IsDir() {
-			kind = policy.File
-		}
-		p.Masks = append(p.Masks, policy.Entry{Path: abs, Kind: kind, Why: "--mask"})
-	}
-	p.PassEnv = f.env
-	if f.memory != "" {
-		n, err := parseSize(f.memory)
-		if err != nil {
-			return p, fmt.Errorf("--memory %s: %w", f.memory, err)
-		}
-		p.Limits.MemoryBytes = n
-	}
-	if f.pids < 0 || (f.pids > 0 && f.pids < minPids) {
-		return p, fmt.Errorf("--pids %d: must be 0 (none) or at least %d (the limit counts every process and thread of the sandbox, its init's included)", f.pids, minPids)
-	}
-	p.Limits.Pids = f.pids
-	if f.cpus < 0 {
-		return p, fmt.Errorf("--cpus %g: must be 0 (none) or more", f.cpus)
-	}
-	p.Limits.CPUs = f.cpus
-	if f.timeout < 0 {
-		return p, fmt.Errorf("--timeout %s: must be positive", f.timeout)
-	}
-	p.Limits.Timeout = f.timeout
 	for _, d := range f.degraded {
 		for _, name := range strings.Split(d, ",") {
 			w, err := policy.ParseWall(strings.TrimSpace(name))
 			if err != nil {
-				return p, fmt.Errorf("--allow-degraded: %w", err)
+				return nil, fmt.Errorf("--allow-degraded: %w", err)
 			}
-			p.Degraded[w] = true
+			eff.Policy.Degraded[w] = true
 		}
 	}
-	p.Network = policy.Network{Allow: f.allow, Deny: f.deny, Upstream: f.upstream, Inspect: f.inspect, Secrets: f.secrets, AllowSecrets: f.allowSecrets}
+	return eff, nil
+}
+
+// flagBody is the flags layer: the flags given on the command line, each
+// checked and named in its error as the flag it is.
+func flagBody(f runFlags, home string) (policyfile.Body, error) {
+	var b policyfile.Body
+	changed := f.changed
+	if changed == nil {
+		changed = func(string) bool { return true }
+	}
+	for _, w := range f.write {
+		abs, err := filepath.Abs(policy.ExpandHome(w, home))
+		if err != nil {
+			return b, fmt.Errorf("--write %s: %w", w, err)
+		}
+		b.Filesystem.Write = append(b.Filesystem.Write, abs)
+	}
+	for _, m := range f.mask {
+		abs, err := filepath.Abs(policy.ExpandHome(m, home))
+		if err != nil {
+			return b, fmt.Errorf("--mask %s: %w", m, err)
+		}
+		b.Filesystem.Mask = append(b.Filesystem.Mask, abs)
+	}
+	b.Env.Pass = f.env
+	if f.memory != "" {
+		n, err := policy.ParseSize(f.memory)
+		if err != nil {
+			return b, fmt.Errorf("--memory %s: %w", f.memory, err)
+		}
+		b.Limits.Memory = &n
+	}
+	if changed("pids") {
+		if f.pids < 0 || (f.pids > 0 && f.pids < policy.MinPids) {
+			return b, fmt.Errorf("--pids %d: must be 0 (none) or at least %d (the limit counts every process and thread of the sandbox, its init's included)", f.pids, policy.MinPids)
+		}
+		b.Limits.Pids = &f.pids
+	}
+	if changed("cpus") {
+		if f.cpus < 0 {
+			return b, fmt.Errorf("--cpus %g: must be 0 (none) or more", f.cpus)
+		}
+		b.Limits.CPUs = &f.cpus
+	}
+	if changed("timeout") {
+		if f.timeout < 0 {
+			return b, fmt.Errorf("--timeout %s: must be positive", f.timeout)
+		}
+		b.Limits.Timeout = &f.timeout
+	}
 	for _, s := range f.ports {
 		n, err := strconv.ParseUint(s, 10, 16)
 		if err != nil || n == 0 {
-			return p, fmt.Errorf("--allow-loopback-port %q: not a TCP port (1-65535)", s)
+			return b, fmt.Errorf("--allow-loopback-port %q: not a TCP port (1-65535)", s)
 		}
-		p.ConnectPorts = append(p.ConnectPorts, uint16(n))
+		b.Network.LoopbackPorts = append(b.Network.LoopbackPorts, uint16(n))
 	}
-	return p, nil
+	b.Network.Allow, b.Network.Deny = f.allow, f.deny
+	if changed("upstream-proxy") {
+		b.Network.Upstream = &f.upstream
+	}
+	b.Network.Inspect, b.Network.Secrets, b.Network.AllowSecrets = f.inspect, f.secrets, f.allowSecrets
+	if changed("no-decoys") {
+		decoys := !f.noDecoys
+		b.Canary.Decoys = &decoys
+	}
+	if changed("on-canary") {
+		if f.onCanary != "stop" && f.onCanary != "block" {
+			return b, fmt.Errorf("--on-canary %q: stop or block", f.onCanary)
+		}
+		b.Canary.OnCanary = f.onCanary
+	}
+	if f.audit != "" {
+		b.Audit.Path = &f.audit
+	}
+	return b, nil
 }
 
 // resolveDir makes dir absolute with symlinks resolved, and checks it is a
@@ -344,39 +417,4 @@ func resolveDir(dir, flag string) (string, error) {
 		return "", fmt.Errorf("%s %s: not a directory", flag, dir)
 	}
 	return real, nil
-}
-
-// parseSize reads 512M, 4G, 1.5G, 1048576 (bytes); K, M, G, T are powers
-// of 1024, with an optional trailing B or iB.
-func parseSize(s string) (int64, error) {
-	t := strings.ToUpper(strings.TrimSpace(s))
-	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "I")
-	mult := float64(1)
-	if n := len(t); n > 0 {
-		switch t[n-1] {
-		case 'K':
-			mult = 1 << 10
-		case 'M':
-			mult = 1 << 20
-		case 'G':
-			mult = 1 << 30
-		case 'T':
-			mult = 1 << 40
-		}
-		if mult != 1 {
-			t = t[:n-1]
-		}
-	}
-	v, err := strconv.ParseFloat(t, 64)
-	if err != nil || !(v > 0) {
-		return 0, fmt.Errorf("not a size (like 512M or 4G)")
-	}
-	if v*mult > 1<<50 {
-		return 0, fmt.Errorf("larger than any machine")
-	}
-	n := int64(v * mult)
-	if n < 1<<20 {
-		return 0, fmt.Errorf("below 1M, too small to start anything")
-	}
-	return n, nil
 }
