@@ -350,6 +350,9 @@ func (c *computer) workspacePlaces() {
 	var missing []string
 	creatable := false
 	for _, e := range c.p.Protected {
+		if filepath.IsAbs(e.Path) {
+			continue // a path of the home: its own place in the report says whether it is writable
+		}
 		path := filepath.Join(ws, e.Path)
 		if _, err := os.Lstat(path); err != nil {
 			missing = append(missing, e.Path)

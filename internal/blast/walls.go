@@ -40,6 +40,14 @@ func newWalls(p policy.Policy) *walls {
 		}
 	}
 	for _, e := range p.Protected {
+		if filepath.IsAbs(e.Path) {
+			// A path of the home: the sandbox holds it read-only
+			// only if it exists (a missing one can be created).
+			if _, err := os.Lstat(e.Path); err == nil {
+				w.protected = append(w.protected, e.Path)
+			}
+			continue
+		}
 		w.protected = append(w.protected, filepath.Join(p.Workspace, e.Path))
 	}
 	return w

@@ -1,7 +1,9 @@
 package integration
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -29,6 +31,32 @@ func TestAgentProfiles(t *testing.T) {
 					t.Fatalf("cordon run --profile %s -- %s --version:\n%s", a.profile, a.cli, r)
 				}
 			})
+		}
+	})
+}
+
+// TestProtectedHomePath: under the codex profile ~/.codex is writable, but
+// its config.toml (filesystem.protect = ["~/.codex/config.toml", ...]) is
+// not: a contained agent cannot change how the next one on the host
+// behaves.
+func TestProtectedHomePath(t *testing.T) {
+	forEachUser(t, func(t *testing.T, b *box) {
+		dir := filepath.Join(b.home, ".codex")
+		must(t, os.MkdirAll(dir, 0o700))
+		b.u.Chown(t, dir)
+		conf := filepath.Join(dir, "config.toml")
+		must(t, os.WriteFile(conf, []byte("model = \"o3\"\n"), 0o600))
+		b.u.Chown(t, conf)
+		r := b.cordon(nil, nil, "run", "--profile", "codex", "--", "sh", "-c",
+			`echo 'notify = ["sh", "-c", "evil"]' >> ~/.codex/config.toml || echo refused; echo state > ~/.codex/state.txt && echo wrote`)
+		if !strings.Contains(r.stdout, "refused") || !strings.Contains(r.stdout, "wrote") || !strings.Contains(r.stderr, "Read-only") {
+			t.Errorf("appending to ~/.codex/config.toml and writing ~/.codex/state.txt:\n%s", r)
+		}
+		if b, _ := os.ReadFile(conf); string(b) != "model = \"o3\"\n" {
+			t.Errorf("config.toml on the host is now %q", b)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "state.txt")); err != nil {
+			t.Errorf("the state directory was not writable: %v", err)
 		}
 	})
 }

@@ -49,7 +49,7 @@ type Policy struct {
 	Workspace string   // absolute, symlinks resolved
 	Writable  []string // extra writable paths, absolute
 	Masks     []Entry  // the default table plus user masks, "~/" expanded
-	Protected []Entry  // relative to the workspace
+	Protected []Entry  // relative to the workspace; or absolute: held read-only where it exists inside a writable path
 	Pinned    []string // relative to the workspace
 	PassEnv   []string // secret-looking names the user let through
 	DropEnv   []string // names kept out though they do not look secret; wins over PassEnv

@@ -397,9 +397,20 @@ func (m *merger) finish(eff *Effective, p policy.Policy) error {
 		p.Masks = append(p.Masks, policy.Entry{Path: mk.path, Kind: kind, Why: "filesystem.mask (" + mk.From + ")"})
 	}
 	for _, pr := range m.lists["filesystem.protect"] {
-		if pr.From != "built-in" {
-			p.Protected = append(p.Protected, policy.Entry{Path: pr.canon, Kind: policy.Dir, Why: "filesystem.protect (" + pr.From + ")"})
+		if pr.From == "built-in" {
+			continue
 		}
+		where := pr.canon
+		if rest, ok := strings.CutPrefix(where, "~/"); ok {
+			// Absolute: the sandbox holds it read-only where it
+			// lies in a writable directory.
+			if !filepath.IsAbs(m.h.Home) {
+				void(pr, "no home directory to find it in")
+				continue
+			}
+			where = filepath.Join(m.h.Home, rest)
+		}
+		p.Protected = append(p.Protected, policy.Entry{Path: where, Kind: policy.Dir, Why: "filesystem.protect (" + pr.From + ")"})
 	}
 
 	// Network: offline voids every way out; a deny voids the allows it

@@ -181,6 +181,24 @@ func TestMergeOfflineAndHiddenHold(t *testing.T) {
 	}
 }
 
+// TestMergeProtectHome: a ~/ protected path becomes absolute, under the
+// home.
+func TestMergeProtectHome(t *testing.T) {
+	e, err := Merge(testHost, layer(t, "profile p", "[filesystem]\nprotect = [\"~/.codex/config.toml\", \"~/./.codex//hooks\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range e.Policy.Protected {
+		if strings.HasPrefix(p.Path, "/") {
+			got = append(got, p.Path)
+		}
+	}
+	if strings.Join(got, " ") != "/home/u/.codex/config.toml /home/u/.codex/hooks" {
+		t.Errorf("absolute protected paths = %q", got)
+	}
+}
+
 func TestMergeProtectAndMasks(t *testing.T) {
 	e, err := Merge(testHost, layer(t, "workspace W", "[filesystem]\nprotect = [\".github/workflows\"]\nmask = [\"~/private\", \"~/.aws\"]\n"))
 	if err != nil {

@@ -93,12 +93,22 @@ var fields = []field{
 	{section: "filesystem", name: "protect", typ: tStrings,
 		set: func(d *bodyDecoder, b *Body, _ string, v value) {
 			b.Filesystem.Protect = d.checked(v, "protect", func(s string) (string, error) {
+				if rest, ok := strings.CutPrefix(s, "~/"); ok {
+					// A path of the home, read-only inside a
+					// writable directory (an agent's settings in
+					// its state directory).
+					c := path.Clean(rest)
+					if strings.ContainsRune(rest, 0) || c == "." || c == ".." || strings.HasPrefix(c, "../") {
+						return "", errors.New("not a path below the home directory")
+					}
+					return "~/" + c, nil
+				}
 				c := path.Clean(s)
 				switch {
 				case s == "" || strings.ContainsRune(s, 0):
 					return "", errors.New("not a path")
 				case strings.HasPrefix(s, "/") || strings.HasPrefix(s, "~"):
-					return "", errors.New("a protected path is relative to the workspace root, like \".github/workflows\"")
+					return "", errors.New("a protected path is relative to the workspace root, like \".github/workflows\", or to the home, like \"~/.codex/config.toml\"")
 				case c == "." || c == ".." || strings.HasPrefix(c, "../"):
 					return "", errors.New("not inside the workspace")
 				}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"net"
 	"os"
@@ -159,6 +160,30 @@ func planFilesystem(plan *Plan, p policy.Policy, job *cleanupJob) error {
 		}
 	}
 	for _, e := range p.Protected {
+		if filepath.IsAbs(e.Path) {
+			// A path outside the workspace (an agent's settings in
+			// its writable state directory): held read-only if it
+			// exists and lies in a writable directory (elsewhere it
+			// is read-only already). A missing one gets no
+			// placeholder: it is the user's own directory, and a
+			// directory where a tool expects its settings file
+			// would break the tool.
+			if !inWritable(e.Path) {
+				continue
+			}
+			st, err := os.Lstat(e.Path)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				return internal("inspecting %s: %w", e.Path, err)
+			}
+			if st.Mode()&os.ModeSymlink != 0 {
+				return internal("protected path %s is a symbolic link, which Cordon cannot hold read-only (the sandbox could replace the link); make it a regular file or directory", e.Path)
+			}
+			plan.Protect = append(plan.Protect, e.Path)
+			continue
+		}
 		if under := strings.SplitN(e.Path, "/", 2)[0]; pinned[under] {
 			continue // its pinned parent is read-only already
 		}
