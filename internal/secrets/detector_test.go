@@ -331,7 +331,10 @@ func oracleFind(b []byte) (Finding, bool) {
 			n := len(m)
 			if r.match == nil {
 				body := n - prefixLen(r, m)
-				if isAlnum(i-1) || isAlnum(i+n) || body < r.min || r.max > 0 && body > r.max {
+				// A run past maxRun is reported capped, whatever
+				// follows it (the detector stops reading there).
+				capped := r.max == 0 && body > maxRun
+				if isAlnum(i-1) || !capped && isAlnum(i+n) || body < r.min || r.max > 0 && body > r.max {
 					continue
 				}
 				n = min(n, prefixLen(r, m)+maxRun)
