@@ -69,14 +69,7 @@ func runBlastRadius(stdout io.Writer, f blastFlags) error {
 	default:
 		return fmt.Errorf("--format %q: text, json or html", f.format)
 	}
-	ws := f.workspace
-	if ws == "" {
-		var err error
-		if ws, err = os.Getwd(); err != nil {
-			return fmt.Errorf("finding the current directory: %w", err)
-		}
-	}
-	ws, err := resolveDir(ws, "--workspace")
+	ws, err := workspaceDir(f.workspace)
 	if err != nil {
 		return err
 	}

@@ -311,14 +311,7 @@ type showPolicy struct {
 }
 
 func runPolicyShow(out io.Writer, f policyShowFlags) error {
-	ws := f.workspace
-	if ws == "" {
-		var err error
-		if ws, err = os.Getwd(); err != nil {
-			return fmt.Errorf("finding the current directory: %w", err)
-		}
-	}
-	ws, err := resolveDir(ws, "--workspace")
+	ws, err := workspaceDir(f.workspace)
 	if err != nil {
 		return err
 	}

@@ -275,14 +275,7 @@ func runRun(ctx context.Context, f runFlags, argv []string) error {
 // writable path inside a mask) is said: with a warning if a flag of this
 // command line set it, with -v otherwise.
 func buildPolicy(f runFlags, warnf, logf func(string, ...any)) (*policyfile.Effective, error) {
-	ws := f.workspace
-	if ws == "" {
-		var err error
-		if ws, err = os.Getwd(); err != nil {
-			return nil, fmt.Errorf("finding the current directory: %w", err)
-		}
-	}
-	ws, err := resolveDir(ws, "--workspace")
+	ws, err := workspaceDir(f.workspace)
 	if err != nil {
 		return nil, err
 	}
@@ -396,6 +389,19 @@ func flagBody(f runFlags, home string) (policyfile.Body, error) {
 		b.Audit.Path = &f.audit
 	}
 	return b, nil
+}
+
+// workspaceDir is the workspace a --workspace value names: the current
+// directory if it is empty, made absolute with symlinks resolved.
+func workspaceDir(flag string) (string, error) {
+	if flag == "" {
+		cwd, err := os.Getwd()
+		if err != nil {
+			return "", fmt.Errorf("finding the current directory: %w", err)
+		}
+		flag = cwd
+	}
+	return resolveDir(flag, "--workspace")
 }
 
 // resolveDir makes dir absolute with symlinks resolved, and checks it is a
