@@ -7,18 +7,24 @@ import (
 	"io"
 	"math"
 	"sort"
+	"sync"
 )
 
 //go:embed report.html.tmpl
 var htmlSource string
 
-var htmlPage = template.Must(template.New("report").Funcs(template.FuncMap{
-	"pct":   func(points, weight float64) float64 { return math.Round(1000*points/weight) / 10 },
-	"class": dotClass,
-	"f1":    func(x float64) string { return fmt.Sprintf("%.1f", x) },
-	"f0":    func(x float64) string { return fmt.Sprintf("%.0f", x) },
-	"grade": grade,
-}).Parse(htmlSource))
+// htmlPage is parsed the first time a page is written, not when the
+// binary starts: every "cordon run" (and its sandbox's init, the same
+// binary) would pay for it otherwise.
+var htmlPage = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("report").Funcs(template.FuncMap{
+		"pct":   func(points, weight float64) float64 { return math.Round(1000*points/weight) / 10 },
+		"class": dotClass,
+		"f1":    func(x float64) string { return fmt.Sprintf("%.1f", x) },
+		"f0":    func(x float64) string { return fmt.Sprintf("%.0f", x) },
+		"grade": grade,
+	}).Parse(htmlSource))
+})
 
 // grade is the colour of a score: low (green), mid (amber), high (red).
 func grade(score float64) string {
@@ -51,7 +57,7 @@ const (
 // WriteHTML writes the report as one self-contained HTML page: inline CSS
 // and SVG, no script, nothing fetched.
 func WriteHTML(w io.Writer, r *Report) error {
-	return htmlPage.Execute(w, newView(r))
+	return htmlPage().Execute(w, newView(r))
 }
 
 type view struct {
