@@ -136,24 +136,7 @@ func BenchmarkScanLatency(b *testing.B) {
 
 // startDiscard reads each connection to its end, then closes it.
 func startDiscard(t testing.TB) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				io.Copy(io.Discard, c)
-				c.Close()
-			}()
-		}
-	}()
-	return l.Addr().String()
+	return serveTCP(t, func(c net.Conn) { io.Copy(io.Discard, c) })
 }
 
 func randomText(n int) string {

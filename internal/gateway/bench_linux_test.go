@@ -384,47 +384,27 @@ func BenchmarkConnRate(b *testing.B) {
 // startBareRelay is BenchmarkConnRate's floor: a CONNECT relay with
 // nothing but the protocol.
 func startBareRelay(b *testing.B) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	b.Cleanup(func() { l.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				req, err := http.ReadRequest(bufio.NewReader(c))
-				if err != nil || req.Method != http.MethodConnect {
-					return
-				}
-				u, err := net.Dial("tcp", req.Host)
-				if err != nil {
-					return
-				}
-				defer u.Close()
-				io.WriteString(c, established)
-				done := make(chan struct{})
-				go func() {
-					io.Copy(u, c)
-					u.(*net.TCPConn).CloseWrite()
-					close(done)
-				}()
-				io.Copy(c, u)
-				c.(*net.TCPConn).CloseWrite()
-				<-done
-			}()
+	return serveTCP(b, func(c net.Conn) {
+		req, err := http.ReadRequest(bufio.NewReader(c))
+		if err != nil || req.Method != http.MethodConnect {
+			return
 		}
-	}()
-	return l.Addr().String()
+		u, err := net.Dial("tcp", req.Host)
+		if err != nil {
+			return
+		}
+		defer u.Close()
+		io.WriteString(c, established)
+		done := make(chan struct{})
+		go func() {
+			io.Copy(u, c)
+			u.(*net.TCPConn).CloseWrite()
+			close(done)
+		}()
+		io.Copy(c, u)
+		c.(*net.TCPConn).CloseWrite()
+		<-done
+	})
 }
 
 // BenchmarkIdleTunnels opens n idle CONNECT tunnels (-tunnels, 2000 and

@@ -470,12 +470,35 @@ func TestSOCKS(t *testing.T) {
 // startEcho serves TCP echo on loopback: it echoes until EOF, then closes.
 func startEcho(t testing.TB) string {
 	t.Helper()
+	return serveTCP(t, func(c net.Conn) { io.Copy(c, c) })
+}
+
+// serveTCP accepts on a loopback listener until the test ends and hands
+// each connection to handle, which need not close it. When the test ends
+// the listener and every connection still open are closed, and every
+// handler has returned. It returns the listener's address.
+func serveTCP(t testing.TB, handle func(net.Conn)) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { l.Close(); wg.Wait() })
+	var (
+		mu     sync.Mutex
+		conns  = map[net.Conn]bool{}
+		closed bool
+		wg     sync.WaitGroup
+	)
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		closed = true
+		for c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -484,11 +507,24 @@ func startEcho(t testing.TB) string {
 			if err != nil {
 				return
 			}
+			mu.Lock()
+			if closed {
+				mu.Unlock()
+				c.Close()
+				return
+			}
+			conns[c] = true
 			wg.Add(1)
+			mu.Unlock()
 			go func() {
 				defer wg.Done()
-				defer c.Close()
-				io.Copy(c, c)
+				defer func() {
+					mu.Lock()
+					delete(conns, c)
+					mu.Unlock()
+					c.Close()
+				}()
+				handle(c)
 			}()
 		}
 	}()
@@ -959,27 +995,12 @@ func TestCanaryRoutes(t *testing.T) {
 // attacker's server would; a connection that delivered a whole POST (its
 // base64 body ends in padding) is stored in got. It returns its port.
 func startSink(t *testing.T, got *sync.Map) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				b, _ := io.ReadAll(c)
-				if bytes.Contains(b, []byte("POST /")) && bytes.HasSuffix(bytes.TrimSpace(b), []byte("=")) {
-					got.Store("tunnel:"+string(b), true)
-				}
-			}()
+	return portOf(t, serveTCP(t, func(c net.Conn) {
+		b, _ := io.ReadAll(c)
+		if bytes.Contains(b, []byte("POST /")) && bytes.HasSuffix(bytes.TrimSpace(b), []byte("=")) {
+			got.Store("tunnel:"+string(b), true)
 		}
-	}()
-	return portOf(t, l.Addr().String())
+	}))
 }
 
 // clientHello returns the first flight of a TLS client for name.
