@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/cordon-sandbox/cordon/internal/gateway"
 	"slices"
 	"strings"
 	"testing"
@@ -8,7 +9,7 @@ import (
 
 func TestProxyEnv(t *testing.T) {
 	env := withEnv([]string{"HTTP_PROXY=http://corp:8080", "PATH=/bin", "https_proxy=http://corp:8080"},
-		proxyEnv("/usr/local/bin/cordon", "-Xmx1g"))
+		gateway.ProxyEnv("/usr/local/bin/cordon", "-Xmx1g"))
 	get := func(name string) string {
 		for _, kv := range env {
 			if v, ok := strings.CutPrefix(kv, name+"="); ok {
@@ -41,7 +42,7 @@ func TestProxyEnv(t *testing.T) {
 		seen[name] = true
 	}
 	// A path a shell would split is not put in a command line.
-	if env := proxyEnv("/opt/my tools/cordon", ""); slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "GIT_SSH_COMMAND=") }) {
+	if env := gateway.ProxyEnv("/opt/my tools/cordon", ""); slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "GIT_SSH_COMMAND=") }) {
 		t.Errorf("GIT_SSH_COMMAND set for a path with a space: %q", env)
 	}
 }

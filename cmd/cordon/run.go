@@ -189,7 +189,7 @@ func runRun(ctx context.Context, f runFlags, argv []string) error {
 	if err != nil {
 		self = ""
 	}
-	env = withEnv(env, proxyEnv(self, os.Getenv("JAVA_TOOL_OPTIONS")))
+	env = withEnv(env, gateway.ProxyEnv(self, os.Getenv("JAVA_TOOL_OPTIONS")))
 	if ctx == nil {
 		ctx = context.Background()
 	}
