@@ -33,3 +33,9 @@ func (l *Leaf) OOMKilled() bool { return false }
 func Probe() Report {
 	return Report{Reason: "cgroups exist only on Linux"}
 }
+
+// Parents lists nothing off Linux.
+func Parents() []string { return nil }
+
+// MemoryBytes is 0 off Linux.
+func (l *Leaf) MemoryBytes() int64 { return 0 }

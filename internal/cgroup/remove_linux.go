@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -255,4 +257,39 @@ func removeParent(leaf string) {
 	if filepath.Base(parent) == parentName {
 		unix.Rmdir(parent)
 	}
+}
+
+// Parents lists the directories that hold Cordon's leaves on this host
+// (<cgroup>/cordon), for sweeping what a dead process left.
+func Parents() []string {
+	h, err := detect()
+	if err != nil {
+		return nil
+	}
+	if h.version == 1 {
+		var out []string
+		for _, m := range h.v1Dirs() {
+			out = append(out, filepath.Join(m, parentName))
+		}
+		return out
+	}
+	return []string{filepath.Join(h.V2Base, parentName)}
+}
+
+// MemoryBytes is the memory the leaf's processes use now (memory.current,
+// or memory.usage_in_bytes on v1); 0 if it cannot be read.
+func (l *Leaf) MemoryBytes() int64 {
+	for _, d := range l.dirs {
+		for _, f := range []string{"memory.current", "memory.usage_in_bytes"} {
+			b, err := os.ReadFile(filepath.Join(d, f))
+			if err != nil {
+				continue
+			}
+			n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+			if err == nil {
+				return n
+			}
+		}
+	}
+	return 0
 }

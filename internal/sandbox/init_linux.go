@@ -47,6 +47,9 @@ func Init() {
 	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
 		fail(ExitInternal, fmt.Errorf("creating the cgroup namespace: %w", err))
 	}
+	if plan.Session != nil {
+		sessionInit(&plan, syncSock, fail) // never returns
+	}
 	if err := setupMounts(&plan); err != nil {
 		fail(ExitInternal, err)
 	}

@@ -25,10 +25,6 @@ func setupMounts(p *Plan) error {
 		return fmt.Errorf("making / private: %w", err)
 	}
 
-	type clone struct {
-		fd     int
-		target string
-	}
 	var writable []clone
 	for _, path := range append([]string{p.Workspace}, p.Writable...) {
 		fd, err := cloneTree(path)
@@ -37,14 +33,9 @@ func setupMounts(p *Plan) error {
 		}
 		writable = append(writable, clone{fd, path})
 	}
-	devices := []string{"null", "zero", "full", "random", "urandom", "tty"}
-	var devs []clone
-	for _, d := range devices {
-		fd, err := cloneTree("/dev/" + d)
-		if err != nil {
-			return err
-		}
-		devs = append(devs, clone{fd, "/dev/" + d})
+	devs, err := cloneDevices()
+	if err != nil {
+		return err
 	}
 	// Programs size their thread pools from /sys/devices/system/cpu; keep
 	// that one directory of /sys, read-only.
@@ -59,70 +50,17 @@ func setupMounts(p *Plan) error {
 	if err := unix.Mount("tmpfs", "/tmp", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777"); err != nil {
 		return fmt.Errorf("mounting /tmp: %w", err)
 	}
-
-	// A minimal /dev: a few host devices bound in, a private devpts and shm.
-	if err := unix.Mount("tmpfs", "/dev", "tmpfs", unix.MS_NOSUID|unix.MS_NOEXEC, "mode=0755,size=64k"); err != nil {
-		return fmt.Errorf("mounting /dev: %w", err)
+	if err := mountDev("", devs, ""); err != nil {
+		return err
 	}
-	for _, d := range devs {
-		if err := os.WriteFile(d.target, nil, 0o666); err != nil {
-			return fmt.Errorf("creating %s: %w", d.target, err)
-		}
-		if err := attach(d.fd, d.target); err != nil {
-			return err
-		}
+	if err := mountProc(""); err != nil {
+		return err
 	}
-	for _, l := range [][2]string{
-		{"pts/ptmx", "/dev/ptmx"}, {"/proc/self/fd", "/dev/fd"},
-		{"/proc/self/fd/0", "/dev/stdin"}, {"/proc/self/fd/1", "/dev/stdout"}, {"/proc/self/fd/2", "/dev/stderr"},
-	} {
-		if err := os.Symlink(l[0], l[1]); err != nil {
-			return fmt.Errorf("linking %s: %w", l[1], err)
-		}
+	if err := protectProc(""); err != nil {
+		return err
 	}
-	for _, d := range []string{"/dev/pts", "/dev/shm"} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			return fmt.Errorf("creating %s: %w", d, err)
-		}
-	}
-	if err := unix.Mount("devpts", "/dev/pts", "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620"); err != nil {
-		return fmt.Errorf("mounting /dev/pts: %w", err)
-	}
-	if err := unix.Mount("tmpfs", "/dev/shm", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777"); err != nil {
-		return fmt.Errorf("mounting /dev/shm: %w", err)
-	}
-	if err := setattr(unix.AT_FDCWD, "/dev", 0, unix.MOUNT_ATTR_RDONLY, 0); err != nil {
-		return fmt.Errorf("making /dev read-only: %w", err)
-	}
-
-	// A fresh /proc for the new PID namespace: the host's processes are
-	// not in it. The kernel knobs in it stay read-only.
-	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
-		return fmt.Errorf("mounting /proc: %w", err)
-	}
-	for _, ro := range []string{"/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs"} {
-		if err := bindSelf(ro, true); err != nil && !errors.Is(err, unix.ENOENT) {
-			return err
-		}
-	}
-
-	// /sys hidden but for the CPU topology.
-	if err := unix.Mount("tmpfs", "/sys", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=0755,size=16k"); err != nil {
-		return fmt.Errorf("mounting /sys: %w", err)
-	}
-	if cpuErr == nil {
-		if err := os.MkdirAll("/sys/devices/system/cpu", 0o755); err != nil {
-			return fmt.Errorf("creating /sys/devices/system/cpu: %w", err)
-		}
-		if err := setattr(cpuFD, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, unix.MOUNT_ATTR_RDONLY, 0); err != nil {
-			return fmt.Errorf("making /sys/devices/system/cpu read-only: %w", err)
-		}
-		if err := attach(cpuFD, "/sys/devices/system/cpu"); err != nil {
-			return err
-		}
-	}
-	if err := setattr(unix.AT_FDCWD, "/sys", 0, unix.MOUNT_ATTR_RDONLY, 0); err != nil {
-		return fmt.Errorf("making /sys read-only: %w", err)
+	if err := mountSys("", cpuFD, cpuErr); err != nil {
+		return err
 	}
 
 	if err := applyShadows(p.Shadows); err != nil {
@@ -379,4 +317,117 @@ func within(path, dir string) bool {
 		return true
 	}
 	return path == dir || strings.HasPrefix(path, dir+"/")
+}
+
+// clone is a detached mount tree and where it goes.
+type clone struct {
+	fd     int
+	target string
+}
+
+// cloneDevices clones the harmless device nodes of the host's /dev, to be
+// attached in the sandbox's own /dev.
+func cloneDevices() ([]clone, error) {
+	var devs []clone
+	for _, d := range []string{"null", "zero", "full", "random", "urandom", "tty"} {
+		fd, err := cloneTree("/dev/" + d)
+		if err != nil {
+			for _, c := range devs {
+				unix.Close(c.fd)
+			}
+			return nil, err
+		}
+		devs = append(devs, clone{fd, "/dev/" + d})
+	}
+	return devs, nil
+}
+
+// mountDev makes root+"/dev": a tmpfs holding the cloned devices, a private
+// devpts and shm, then read-only. shmOpts sizes /dev/shm ("" for no size).
+func mountDev(root string, devs []clone, shmOpts string) error {
+	dev := root + "/dev"
+	if err := unix.Mount("tmpfs", dev, "tmpfs", unix.MS_NOSUID|unix.MS_NOEXEC, "mode=0755,size=64k"); err != nil {
+		return fmt.Errorf("mounting /dev: %w", err)
+	}
+	for _, d := range devs {
+		target := root + d.target
+		if err := os.WriteFile(target, nil, 0o666); err != nil {
+			return fmt.Errorf("creating %s: %w", d.target, err)
+		}
+		if err := attach(d.fd, target); err != nil {
+			return err
+		}
+	}
+	for _, l := range [][2]string{
+		{"pts/ptmx", "/dev/ptmx"}, {"/proc/self/fd", "/dev/fd"},
+		{"/proc/self/fd/0", "/dev/stdin"}, {"/proc/self/fd/1", "/dev/stdout"}, {"/proc/self/fd/2", "/dev/stderr"},
+	} {
+		if err := os.Symlink(l[0], root+l[1]); err != nil {
+			return fmt.Errorf("linking %s: %w", l[1], err)
+		}
+	}
+	for _, d := range []string{"/dev/pts", "/dev/shm"} {
+		if err := os.Mkdir(root+d, 0o755); err != nil {
+			return fmt.Errorf("creating %s: %w", d, err)
+		}
+	}
+	if err := unix.Mount("devpts", dev+"/pts", "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620"); err != nil {
+		return fmt.Errorf("mounting /dev/pts: %w", err)
+	}
+	opts := "mode=1777"
+	if shmOpts != "" {
+		opts += "," + shmOpts
+	}
+	if err := unix.Mount("tmpfs", dev+"/shm", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+		return fmt.Errorf("mounting /dev/shm: %w", err)
+	}
+	if err := setattr(unix.AT_FDCWD, dev, 0, unix.MOUNT_ATTR_RDONLY, 0); err != nil {
+		return fmt.Errorf("making /dev read-only: %w", err)
+	}
+	return nil
+}
+
+// mountProc mounts a fresh /proc for the new PID namespace at root+"/proc":
+// the host's processes are not in it. In a user namespace the kernel
+// allows it only while a full procfs is visible in the mount namespace, so
+// a session mounts it before leaving the host's tree.
+func mountProc(root string) error {
+	if err := unix.Mount("proc", root+"/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return fmt.Errorf("mounting /proc: %w", err)
+	}
+	return nil
+}
+
+// protectProc keeps the kernel knobs in root+"/proc" read-only.
+func protectProc(root string) error {
+	for _, ro := range []string{"/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs"} {
+		if err := bindSelf(root+ro, true); err != nil && !errors.Is(err, unix.ENOENT) {
+			return err
+		}
+	}
+	return nil
+}
+
+// mountSys hides root+"/sys" but for the CPU topology (cpuFD, if cloning
+// it worked).
+func mountSys(root string, cpuFD int, cpuErr error) error {
+	sys := root + "/sys"
+	if err := unix.Mount("tmpfs", sys, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=0755,size=16k"); err != nil {
+		return fmt.Errorf("mounting /sys: %w", err)
+	}
+	if cpuErr == nil {
+		if err := os.MkdirAll(sys+"/devices/system/cpu", 0o755); err != nil {
+			return fmt.Errorf("creating /sys/devices/system/cpu: %w", err)
+		}
+		if err := setattr(cpuFD, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, unix.MOUNT_ATTR_RDONLY, 0); err != nil {
+			return fmt.Errorf("making /sys/devices/system/cpu read-only: %w", err)
+		}
+		if err := attach(cpuFD, sys+"/devices/system/cpu"); err != nil {
+			return err
+		}
+	}
+	if err := setattr(unix.AT_FDCWD, sys, 0, unix.MOUNT_ATTR_RDONLY, 0); err != nil {
+		return fmt.Errorf("making /sys read-only: %w", err)
+	}
+	return nil
 }

@@ -30,6 +30,23 @@ type Plan struct {
 	// 127.0.0.1; each listening socket goes to the supervisor.
 	Listen  []uint16 `json:"listen,omitempty"`
 	Rlimits []Rlimit `json:"rlimits,omitempty"`
+
+	// Session, when set, makes init a session's (StartSession): it builds
+	// a root of its own instead of the host's view, and stays up to start
+	// each exec it is sent. Argv is then empty.
+	Session *SessionPlan `json:"session,omitempty"`
+}
+
+// SessionPlan is the root a session's init builds: see sessionRoot.
+type SessionPlan struct {
+	// Base is "host", or the absolute path of a root filesystem directory
+	// (the read-only lower layer of the session's overlay root).
+	Base string `json:"base"`
+	// DiskBytes sizes the tmpfs that holds everything the session writes.
+	DiskBytes int64 `json:"disk_bytes"`
+	// Hide are the host's top-level directories that a "host" base shows
+	// empty (and writable, in the session's own tmpfs).
+	Hide []string `json:"hide,omitempty"`
 }
 
 // Enforce says how hard a wall is raised.
@@ -81,12 +98,25 @@ type Rlimit struct {
 // message is one packet on the sync socket from init to the supervisor.
 type message struct {
 	// "tty" (carries the pty master), "listener" (carries a listening
-	// socket), "started", "error", "warn"
+	// socket), "started", "error", "warn"; in a session also "ready",
+	// and both ways on the same socket: "exec" (to init, with the three
+	// stdio descriptors attached unless TTY), "exec-started" (with the
+	// pty master attached if TTY), "exec-error", "signal", "exit".
 	Kind string `json:"kind"`
 	Text string `json:"text,omitempty"`
 	Code int    `json:"code,omitempty"`
 	Pid  int    `json:"pid,omitempty"`
 	Port uint16 `json:"port,omitempty"`
+
+	// A session's execs.
+	ID     uint64   `json:"id,omitempty"`
+	Argv   []string `json:"argv,omitempty"`
+	Env    []string `json:"env,omitempty"`
+	Cwd    string   `json:"cwd,omitempty"`
+	TTY    bool     `json:"tty,omitempty"`
+	Rows   uint16   `json:"rows,omitempty"`
+	Cols   uint16   `json:"cols,omitempty"`
+	Signal int      `json:"signal,omitempty"`
 }
 
 // Exit codes of `cordon run` that are not the command's own.

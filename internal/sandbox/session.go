@@ -1,0 +1,38 @@
+package sandbox
+
+import (
+	"net"
+
+	"github.com/cordon-sandbox/cordon/internal/policy"
+)
+
+// SessionOptions is one session to start (cordon serve): a box that stays
+// up, with its own root, and runs the execs it is sent.
+type SessionOptions struct {
+	// Base is "host" or the absolute path of a root filesystem directory.
+	Base string
+	// DiskBytes sizes the tmpfs holding everything the session writes.
+	DiskBytes int64
+	// Hide are the host's top-level directories a "host" base shows empty.
+	Hide []string
+	// Masks hide paths of the session's root, as in `cordon run`.
+	Masks    []policy.Entry
+	Limits   policy.Limits
+	Degraded map[policy.Wall]bool
+	Hostname string
+	// Listen and Serve are as in Options: the gateway's sockets.
+	Listen []uint16
+	Serve  func(port uint16, l net.Listener)
+	// Log receives notes, Warn what must be said; never nil.
+	Log, Warn func(format string, args ...any)
+}
+
+// SessionExec is one process to start in a session.
+type SessionExec struct {
+	Argv []string
+	Env  []string
+	Cwd  string // default /workspace
+	TTY  bool
+	Rows uint16
+	Cols uint16
+}

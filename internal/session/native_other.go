@@ -1,0 +1,21 @@
+//go:build !linux
+
+package session
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+)
+
+type native struct{}
+
+// NewNative is the native runtime, which needs Linux.
+func NewNative() Runtime { return native{} }
+
+func (native) Name() string { return "native" }
+func (native) Available() error {
+	return fmt.Errorf("native sessions need Linux (namespaces, Landlock, seccomp); this is %s", runtime.GOOS)
+}
+func (n native) Create(ctx context.Context, spec Spec) (Box, error) { return nil, n.Available() }
+func (native) Sweep(stateDir string) error                          { return nil }
