@@ -1,9 +1,11 @@
 package sandbox
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -22,19 +24,34 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// startTestSession starts a session over base, destroyed when the test ends.
-func startTestSession(t *testing.T, base string) *Session {
+// startTestSession starts a session over base, destroyed when the test
+// ends. overlaid says whether the kernel allowed the overlays that make
+// the base writable (some refuse them to a user namespace whose root is
+// not the host's root: the base is then read-only, and StartSession warns).
+func startTestSession(t *testing.T, base string) (s *Session, overlaid bool) {
 	t.Helper()
 	cordontest.RequireUserNS(t)
 	cordontest.RequireLandlock(t, LandlockRequiredABI)
-	logf := func(format string, args ...any) { t.Logf(format, args...) }
+	overlaid = true
+	logf := func(format string, args ...any) {
+		if strings.Contains(format+fmt.Sprint(args...), "refused an overlay") {
+			overlaid = false
+		}
+		t.Logf(format, args...)
+	}
+	degraded := map[policy.Wall]bool{}
+	if os.Geteuid() != 0 {
+		// No delegated cgroup here for a plain uid: limits by rlimits,
+		// which the user must ask for (tested in TestSessionNeedsCgroup).
+		degraded[policy.WallCgroup] = true
+	}
 	s, err := StartSession(SessionOptions{
 		Base:      base,
 		DiskBytes: 64 << 20,
 		Hide:      []string{"/home", "/root", "/run", "/tmp", "/var/tmp", "/mnt", "/media"},
 		Masks:     []policy.Entry{{Path: "/etc/shadow", Kind: policy.File}},
 		Limits:    policy.Limits{Pids: 256, MemoryBytes: 256 << 20},
-		Degraded:  map[policy.Wall]bool{},
+		Degraded:  degraded,
 		Listen:    []uint16{3128},
 		Serve: func(port uint16, l net.Listener) {
 			go func() {
@@ -63,7 +80,7 @@ func startTestSession(t *testing.T, base string) *Session {
 			t.Errorf("the session's init %d is still there after Destroy (%v)", s.Pid(), err)
 		}
 	})
-	return s
+	return s, overlaid
 }
 
 // run execs argv in s with stdin and returns stdout, stderr and the status.
@@ -93,7 +110,7 @@ func run(t *testing.T, s *Session, stdin string, argv ...string) (string, string
 }
 
 func TestSessionHostBase(t *testing.T) {
-	s := startTestSession(t, "host")
+	s, overlaid := startTestSession(t, "host")
 	out, errs, code := run(t, s, "", "/bin/sh", "-c", "echo hi; echo err >&2; exit 3")
 	if out != "hi\n" || errs != "err\n" || code != 3 {
 		t.Fatalf("got %q %q %d, want \"hi\\n\" \"err\\n\" 3", out, errs, code)
@@ -103,16 +120,16 @@ func TestSessionHostBase(t *testing.T) {
 	}
 	// The root is the session's to write, and nothing reaches the host.
 	name := "cordon-session-test-" + strings.ReplaceAll(t.Name(), "/", "-")
-	_, errs, code = run(t, s, "", "/bin/sh", "-c", "echo x > /etc/"+name+" && echo y > /workspace/f && cat /etc/"+name)
-	if code != 0 {
-		t.Fatalf("writing in the session: %d %s", code, errs)
+	_, errs, code = run(t, s, "", "/bin/sh", "-c", "echo y > /workspace/f; echo x > /etc/"+name+" && cat /etc/"+name)
+	if overlaid && code != 0 || !overlaid && !strings.Contains(errs, "Read-only file system") {
+		t.Fatalf("writing /etc in the session (overlay allowed: %v): %d %s", overlaid, code, errs)
 	}
 	if _, err := os.Stat("/etc/" + name); err == nil {
 		os.Remove("/etc/" + name)
 		t.Fatalf("a write to /etc in the session reached the host")
 	}
-	out, _, _ = run(t, s, "", "/bin/sh", "-c", "ls -A /home /root /tmp; cat /etc/shadow | wc -c")
-	if strings.Join(strings.Fields(out), " ") != "/home: /root: /tmp: 0" {
+	out, _, _ = run(t, s, "", "/bin/sh", "-c", "ls -A /home /root /tmp /workspace; cat /etc/shadow | wc -c")
+	if strings.Join(strings.Fields(out), " ") != "/home: /root: /tmp: /workspace: f 0" {
 		t.Errorf("hidden directories or masks show something: %q", out)
 	}
 	// The gateway's port answers; nothing else does.
@@ -140,5 +157,154 @@ func TestSessionHostBase(t *testing.T) {
 	b, err := root.ReadFile("workspace/f")
 	if err != nil || string(b) != "y\n" {
 		t.Errorf("reading /workspace/f through the root: %q %v", b, err)
+	}
+}
+
+// makeBase makes a root filesystem directory holding a shell and a few
+// tools with their libraries: a base that is not the host.
+func makeBase(t *testing.T) string {
+	t.Helper()
+	base := t.TempDir()
+	if err := os.Chmod(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	copyFile := func(src string) {
+		dst := filepath.Join(base, src)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tool := range []string{"/bin/sh", "/bin/cat", "/bin/ls", "/bin/sleep"} {
+		real, err := filepath.EvalSymlinks(tool)
+		if err != nil {
+			t.Skipf("no %s here: %v", tool, err)
+		}
+		copyFile(real)
+		if real != tool {
+			copyFile(real) // under its own name
+			os.MkdirAll(filepath.Join(base, filepath.Dir(tool)), 0o755)
+			os.Symlink(real, filepath.Join(base, tool))
+		}
+		out, err := exec.Command("ldd", real).Output()
+		if err != nil {
+			continue // static
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			for _, f := range strings.Fields(line) {
+				if strings.HasPrefix(f, "/") {
+					if r, err := filepath.EvalSymlinks(f); err == nil {
+						copyFile(r)
+						if r != f {
+							os.MkdirAll(filepath.Join(base, filepath.Dir(f)), 0o755)
+							os.Symlink(r, filepath.Join(base, f))
+						}
+					}
+				}
+			}
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(base, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(base, "etc/marker"), []byte("base\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return base
+}
+
+func TestSessionDirBase(t *testing.T) {
+	base := makeBase(t)
+	s, overlaid := startTestSession(t, base)
+	out, errs, code := run(t, s, "", "/bin/sh", "-c", "cat /etc/marker; echo changed > /etc/marker; cat /etc/marker; ls /usr/bin /bin")
+	if code != 0 {
+		t.Fatalf("exec in the base: %d %s", code, errs)
+	}
+	if !strings.HasPrefix(out, "base\n") || overlaid != strings.Contains(out, "changed\n") {
+		t.Errorf("the session does not see its base, or writing over it (overlay allowed: %v) went wrong: %q %s", overlaid, out, errs)
+	}
+	if b, _ := os.ReadFile(filepath.Join(base, "etc/marker")); string(b) != "base\n" {
+		t.Errorf("a write in the session reached the base: %q", b)
+	}
+	// Only the base's few files: not the host's /usr/bin.
+	if strings.Contains(out, "python") || strings.Contains(out, "systemd") {
+		t.Errorf("the host shows through the base: %q", out)
+	}
+}
+
+func TestSessionTTYAndSignal(t *testing.T) {
+	s, _ := startTestSession(t, "host")
+	p, err := s.Exec(SessionExec{Argv: []string{"/bin/sh", "-c", "tty; stty size; exit 5"}, Env: []string{"PATH=/usr/bin:/bin"}, TTY: true, Rows: 33, Cols: 101})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(p.Stdout) // EIO once the terminal's last user goes
+	code, _, err := p.Wait()
+	p.Close()
+	if err != nil || code != 5 {
+		t.Fatalf("tty exec: %d %v", code, err)
+	}
+	if !strings.Contains(string(out), "/dev/pts/") || !strings.Contains(string(out), "33 101") {
+		t.Errorf("tty exec printed %q; want a /dev/pts terminal of 33 rows and 101 columns", out)
+	}
+
+	// A signal reaches the exec's whole process group.
+	p, err = s.Exec(SessionExec{Argv: []string{"/bin/sh", "-c", "sleep 100 & sleep 100; echo never"}, Env: []string{"PATH=/usr/bin:/bin"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	p.Stdin.Close()
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	code, sig, err := p.Wait()
+	if err != nil || sig != syscall.SIGTERM || code != 128+int(syscall.SIGTERM) {
+		t.Errorf("after SIGTERM: %d %v %v", code, sig, err)
+	}
+	ps, _, _ := run(t, s, "", "/bin/sh", "-c", "cat /proc/[0-9]*/comm")
+	if strings.Contains(ps, "sleep") {
+		t.Errorf("the background sleep outlived the signal to its group: %q", ps)
+	}
+}
+
+// The session tests again as an unprivileged uid: the test binary re-run
+// under it. (When the tests run as that user already, they ran above.)
+func TestSessionAsUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("runs only as root, to re-run the session tests as another uid; as this uid they ran already")
+	}
+	cordontest.RequireLandlock(t, LandlockRequiredABI)
+	bin := shareTestBinary(t)
+	u := cordontest.Users()[1]
+	cmd := u.Command(bin, "-test.run=^TestSession(HostBase|DirBase|TTYAndSignal|NeedsCgroup)$", "-test.v", "-test.count=1", "-test.timeout=2m")
+	cmd.Dir = "/"
+	cmd.Env = append(os.Environ(), "TMPDIR=/var/tmp")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the session tests as uid %d: %v\n%s", u.UID, err, out)
+	}
+	if n := strings.Count(string(out), "--- PASS"); n != 4 {
+		t.Fatalf("as uid %d, %d session tests passed, want 4:\n%s", u.UID, n, out)
+	}
+}
+
+// Limits that cannot be enforced stop a session from starting, unless the
+// cgroup wall was degraded by name.
+func TestSessionNeedsCgroup(t *testing.T) {
+	cordontest.RequireUserNS(t)
+	if os.Geteuid() == 0 {
+		t.Skip("root can make a cgroup leaf here")
+	}
+	_, err := StartSession(SessionOptions{Base: "host", Limits: policy.Limits{MemoryBytes: 64 << 20}, Degraded: map[policy.Wall]bool{},
+		Log: t.Logf, Warn: t.Logf})
+	if err == nil || !strings.Contains(err.Error(), "cgroup") {
+		t.Fatalf("a session with a memory limit and no cgroup: %v, want a refusal naming the cgroup", err)
 	}
 }

@@ -31,7 +31,7 @@ const scratch = "/tmp"
 // Then /proc, /dev and /sys are made as for `cordon run`, and /workspace
 // and /tmp exist. The masks are applied after pivot_root, where their
 // paths mean what they say.
-func sessionRoot(p *Plan) error {
+func sessionRoot(p *Plan, warnings *[]string) error {
 	s := p.Session
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("making / private: %w", err)
@@ -67,13 +67,19 @@ func sessionRoot(p *Plan) error {
 		}
 	}
 	if baseFD >= 0 {
-		if err := overlay(fmt.Sprintf("/proc/self/fd/%d", baseFD), scratch+"/upper", scratch+"/work", root); err != nil {
+		base := fmt.Sprintf("/proc/self/fd/%d", baseFD)
+		err := overlay(base, scratch+"/upper", scratch+"/work", root)
+		if refused(err) {
+			// Some kernels refuse an overlay with an upper layer to a
+			// user namespace whose root is not the host's root.
+			*warnings = append(*warnings, fmt.Sprintf("the kernel refused an overlay over %s (%v): the base is shown read-only, and the session writes only in the directories it adds", s.Base, err))
+			err = populate(root, base, nil, warnings)
+		}
+		if err != nil {
 			return fmt.Errorf("mounting the session's root over %s: %w", s.Base, err)
 		}
-	} else {
-		if err := hostRoot(root, s.Hide); err != nil {
-			return err
-		}
+	} else if err := populate(root, "", s.Hide, warnings); err != nil {
+		return err
 	}
 	for _, d := range []string{"proc", "dev", "sys", "tmp", "workspace"} {
 		if err := mkdirIn(root, d, 0o755); err != nil {
@@ -117,23 +123,31 @@ func sessionRoot(p *Plan) error {
 	return applyMasks(p.Masks)
 }
 
-// hostRoot fills root with the host's top-level entries: see sessionRoot.
-func hostRoot(root string, hide []string) error {
+// refused reports whether the kernel refused an overlay for want of
+// privilege or because the directory has mounts below it.
+func refused(err error) bool {
+	return errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES)
+}
+
+// populate fills root with the top-level entries of src ("" for the
+// host's /): see sessionRoot. The Hide directories are made empty.
+func populate(root, src string, hide []string, warnings *[]string) error {
 	// The root itself must be a mount point for pivot_root.
 	if err := unix.Mount(root, root, "", unix.MS_BIND, ""); err != nil {
 		return fmt.Errorf("binding the session's root: %w", err)
 	}
-	ents, err := os.ReadDir("/")
+	ents, err := os.ReadDir(src + "/")
 	if err != nil {
-		return fmt.Errorf("listing the host's root: %w", err)
+		return fmt.Errorf("listing the base's root: %w", err)
 	}
+	readOnly := 0
 	for _, e := range ents {
 		name := e.Name()
-		host := "/" + name
+		host := src + "/" + name
 		at := root + "/" + name
 		switch {
-		case name == "proc" || name == "sys" || name == "dev":
-			continue // made fresh
+		case name == "proc" || name == "sys" || name == "dev" || name == "workspace" && src == "":
+			continue // made fresh: a host's own /workspace is not the session's
 		case e.Type()&os.ModeSymlink != 0:
 			target, err := os.Readlink(host)
 			if err != nil {
@@ -149,7 +163,7 @@ func hostRoot(root string, hide []string) error {
 		if err := mkdirIn(root, name, 0o755); err != nil {
 			return err
 		}
-		if slices.Contains(hide, host) {
+		if slices.Contains(hide, "/"+name) {
 			continue
 		}
 		upper, work := scratch+"/upper/"+name, scratch+"/work/"+name
@@ -163,10 +177,12 @@ func hostRoot(root string, hide []string) error {
 		if err == nil {
 			continue
 		}
-		if !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.EPERM) {
-			return fmt.Errorf("mounting %s in the session: %w", host, err)
+		if !refused(err) {
+			return fmt.Errorf("mounting /%s in the session: %w", name, err)
 		}
-		// Mounts below it: shown read-only as it is.
+		// Mounts below it, or no overlay for this user namespace:
+		// shown read-only as it is.
+		readOnly++
 		fd, err := cloneTree(host)
 		if err != nil {
 			return err
@@ -178,6 +194,9 @@ func hostRoot(root string, hide []string) error {
 		if err := attach(fd, at); err != nil {
 			return err
 		}
+	}
+	if readOnly > 0 && src == "" {
+		*warnings = append(*warnings, fmt.Sprintf("%d of the host's top-level directories are read-only in the session (the kernel refused an overlay over them)", readOnly))
 	}
 	return nil
 }

@@ -26,7 +26,8 @@ import (
 // signal is allowed only within one domain, so the processes are forked
 // and signalled from the one thread.
 func sessionInit(p *Plan, ctrl *os.File, fail func(int, error)) {
-	if err := sessionRoot(p); err != nil {
+	var warnings []string
+	if err := sessionRoot(p, &warnings); err != nil {
 		fail(ExitInternal, err)
 	}
 	if err := loopbackUp(); err != nil {
@@ -61,7 +62,8 @@ func sessionInit(p *Plan, ctrl *os.File, fail func(int, error)) {
 			p.Writable = append(p.Writable, "/"+n)
 		}
 	}
-	warnings, err := lockdown(p)
+	more, err := lockdown(p)
+	warnings = append(warnings, more...)
 	if err != nil {
 		fail(ExitInternal, err)
 	}
