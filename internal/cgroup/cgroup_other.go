@@ -39,3 +39,6 @@ func Parents() []string { return nil }
 
 // MemoryBytes is 0 off Linux.
 func (l *Leaf) MemoryBytes() int64 { return 0 }
+
+// SetLimits fails off Linux.
+func (l *Leaf) SetLimits(lim Limits) error { return errNotLinux }

@@ -293,3 +293,59 @@ func (l *Leaf) MemoryBytes() int64 {
 	}
 	return 0
 }
+
+// SetLimits changes the leaf's limits (a zero limit lifts it); a limit
+// whose controller the leaf was not made with is an error. A server's
+// pre-started sessions get their limits this way when they are taken.
+func (l *Leaf) SetLimits(lim Limits) error {
+	if err := lim.validate(); err != nil {
+		return err
+	}
+	h, err := detect()
+	if err != nil {
+		return fmt.Errorf("detecting cgroups: %w", err)
+	}
+	if l.version == 2 {
+		dir := l.dirs[0]
+		if lim.MemoryBytes == 0 {
+			if err := writeLimit(dir, "memory.max", "max"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+		if lim.Pids == 0 {
+			if err := writeLimit(dir, "pids.max", "max"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+		if lim.CPUs == 0 {
+			if err := writeLimit(dir, "cpu.max", "max"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+		return setV2Limits(dir, lim)
+	}
+	name := filepath.Base(l.dirs[0])
+	dir := func(c string) string { return filepath.Join(h.V1Mounts[c], parentName, name) }
+	if lim.MemoryBytes == 0 && h.V1Mounts["memory"] != "" {
+		writeLimit(dir("memory"), "memory.memsw.limit_in_bytes", "-1")
+		if err := writeLimit(dir("memory"), "memory.limit_in_bytes", "-1"); err != nil {
+			return err
+		}
+	} else if lim.MemoryBytes > 0 && h.V1Mounts["memory"] != "" {
+		// memsw must stay at or above the memory limit: when lowering,
+		// memory first; when raising, memsw first.
+		v := strconv.FormatInt(lim.MemoryBytes, 10)
+		writeLimit(dir("memory"), "memory.memsw.limit_in_bytes", v)
+	}
+	if lim.Pids == 0 && h.V1Mounts["pids"] != "" {
+		if err := writeLimit(dir("pids"), "pids.max", "max"); err != nil {
+			return err
+		}
+	}
+	if lim.CPUs == 0 && h.V1Mounts["cpu"] != "" {
+		if err := writeLimit(dir("cpu"), "cpu.cfs_quota_us", "-1"); err != nil {
+			return err
+		}
+	}
+	return setV1Limits(h, name, lim)
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -26,13 +27,15 @@ type Session struct {
 
 	sendMu sync.Mutex // one exec's message and descriptors at a time
 
-	mu      sync.Mutex
-	nextID  uint64
-	procs   map[uint64]*SessionProc
-	dead    bool
-	done    chan struct{}
-	destroy sync.Once
-	err     error
+	mu     sync.Mutex
+	nextID uint64
+	procs  map[uint64]*SessionProc
+	// listeners wait for Serve when the session started without one.
+	listeners map[uint16]net.Listener
+	dead      bool
+	done      chan struct{}
+	destroy   sync.Once
+	err       error
 }
 
 // SessionProc is one exec in a session. Without a TTY, Stdin, Stdout and
@@ -188,11 +191,13 @@ func startSession(o SessionOptions, plan *Plan, leaf *cgroup.Leaf) (*Session, er
 	}
 	planR.Close()
 	there.Close()
-	s := &Session{pid: pid, init: waitFor(pid), ctrl: ctrl, leaf: leaf, procs: map[uint64]*SessionProc{}, done: make(chan struct{})}
+	s := &Session{pid: pid, init: waitFor(pid), ctrl: ctrl, leaf: leaf, procs: map[uint64]*SessionProc{}, done: make(chan struct{}),
+		listeners: map[uint16]net.Listener{}}
 	fail := func(err error) (*Session, error) {
 		unix.Kill(pid, unix.SIGKILL)
 		s.init.wait()
 		ctrl.Close()
+		s.closeListeners()
 		return nil, err
 	}
 	if leaf != nil {
@@ -211,7 +216,12 @@ func startSession(o SessionOptions, plan *Plan, leaf *cgroup.Leaf) (*Session, er
 		}
 		switch m.Kind {
 		case "listener":
-			if err := serve(Options{Serve: o.Serve}, m.Port, fd); err != nil {
+			keep := func(port uint16, l net.Listener) { s.listeners[port] = l }
+			if o.Serve != nil {
+				keep = o.Serve
+			}
+			if err := serve(Options{Serve: keep}, m.Port, fd); err != nil {
+				s.closeListeners()
 				return fail(internal("%w", err))
 			}
 		case "warn":
@@ -219,6 +229,7 @@ func startSession(o SessionOptions, plan *Plan, leaf *cgroup.Leaf) (*Session, er
 		case "error":
 			s.init.wait()
 			ctrl.Close()
+			s.closeListeners()
 			return nil, &Error{Code: m.Code, Err: fmt.Errorf("starting the session: %s", m.Text)}
 		case "ready":
 			ready = true
@@ -230,6 +241,41 @@ func startSession(o SessionOptions, plan *Plan, leaf *cgroup.Leaf) (*Session, er
 	}
 	go s.read()
 	return s, nil
+}
+
+// Serve hands the sockets the session listens on (SessionOptions.Listen)
+// to serve, for a session started without a Serve: a session started
+// ahead of need gets its gateway when it is taken.
+func (s *Session) Serve(serve func(port uint16, l net.Listener)) {
+	s.mu.Lock()
+	ls := s.listeners
+	s.listeners = map[uint16]net.Listener{}
+	s.mu.Unlock()
+	for port, l := range ls {
+		if serve == nil {
+			l.Close()
+			continue
+		}
+		serve(port, l)
+	}
+}
+
+func (s *Session) closeListeners() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for port, l := range s.listeners {
+		l.Close()
+		delete(s.listeners, port)
+	}
+}
+
+// SetLimits changes the session's limits in its cgroup leaf; without a
+// leaf (rlimits, set at start) it is an error.
+func (s *Session) SetLimits(l policy.Limits) error {
+	if s.leaf == nil {
+		return errors.New("the session has no cgroup leaf; its limits were fixed at start")
+	}
+	return s.leaf.SetLimits(cgroup.Limits{MemoryBytes: l.MemoryBytes, Pids: l.Pids, CPUs: l.CPUs})
 }
 
 // Pid is the session's init on the host.
@@ -468,6 +514,7 @@ func (s *Session) Destroy() error {
 		// control socket reads EOF and read() finishes.
 		<-s.done
 		s.ctrl.Close()
+		s.closeListeners()
 		if s.leaf != nil {
 			err = s.leaf.Remove()
 		}

@@ -5,7 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
+	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/cordon-sandbox/cordon/internal/policy"
@@ -21,21 +25,77 @@ var HostHidden = []string{"/home", "/root", "/run", "/tmp", "/var/tmp", "/mnt", 
 // native is the "native" runtime: each box is a sandbox session — its own
 // user, mount, PID, network, IPC and UTS namespaces, a root of its own,
 // Landlock, seccomp, no capabilities, a cgroup leaf.
-type native struct{}
+//
+// It keeps a few sessions started ahead of need (warm), for each shape of
+// session asked for lately: starting one costs two process starts and the
+// building of its root, which on a small machine is most of the time from
+// "create" to the end of the first exec. A warm session has its walls up
+// already; it gets its limits (in its cgroup leaf) and its gateway (the
+// listening sockets it handed over at start) when it is taken. Nothing of
+// one session's policy is in another's warm session: a shape is everything
+// that is fixed at start (base, size, masks, degraded walls, hostname).
+type native struct {
+	warm   int
+	mu     sync.Mutex
+	pools  map[shape]*pool
+	order  []shape // least recently used first
+	closed bool
+}
+
+// shape is what a warm session must match to be taken.
+type shape struct {
+	base, hostname, masks, degraded string
+	disk                            int64
+}
+
+type pool struct {
+	ready   []*sandbox.Session
+	filling int
+}
+
+// maxShapes bounds the shapes kept warm; the least recently used goes.
+const maxShapes = 4
+
+// NativeOption configures NewNative.
+type NativeOption func(*native)
+
+// WithWarm keeps n sessions started ahead of need for each recent shape
+// (0: none; the default is 2).
+func WithWarm(n int) NativeOption { return func(r *native) { r.warm = n } }
 
 // NewNative is the native runtime.
-func NewNative() Runtime { return native{} }
+func NewNative(opts ...NativeOption) Runtime {
+	r := &native{warm: 2, pools: map[shape]*pool{}}
+	for _, o := range opts {
+		o(r)
+	}
+	return r
+}
 
-func (native) Name() string { return "native" }
+func (*native) Name() string { return "native" }
 
-func (native) Available() error {
+func (*native) Available() error {
 	if abi := sandbox.LandlockABI(); abi < sandbox.LandlockRequiredABI {
 		return fmt.Errorf("landlock ABI %d is below the %d the walls need (see cordon doctor)", abi, sandbox.LandlockRequiredABI)
 	}
 	return nil
 }
 
-func (native) Create(ctx context.Context, spec Spec) (Box, error) {
+func (r *native) Create(ctx context.Context, spec Spec) (Box, error) {
+	o := options(spec)
+	k := shapeOf(o)
+	if s := r.take(k, o); s != nil {
+		return &nativeBox{s: s}, nil
+	}
+	s, err := sandbox.StartSession(o)
+	if err != nil {
+		return nil, err
+	}
+	return &nativeBox{s: s}, nil
+}
+
+// options is the sandbox session for spec.
+func options(spec Spec) sandbox.SessionOptions {
 	o := sandbox.SessionOptions{
 		Base:      spec.Base,
 		DiskBytes: spec.DiskBytes,
@@ -51,11 +111,106 @@ func (native) Create(ctx context.Context, spec Spec) (Box, error) {
 		o.Hide = HostHidden
 		o.Masks = hostMasks(spec.Policy.Masks)
 	}
-	s, err := sandbox.StartSession(o)
-	if err != nil {
-		return nil, err
+	return o
+}
+
+func shapeOf(o sandbox.SessionOptions) shape {
+	var masks, degraded strings.Builder
+	for _, m := range o.Masks {
+		fmt.Fprintf(&masks, "%s:%v\n", m.Path, m.Kind)
 	}
-	return &nativeBox{s: s}, nil
+	for _, w := range slices.Sorted(maps.Keys(o.Degraded)) {
+		if o.Degraded[w] {
+			fmt.Fprintf(&degraded, "%v,", w)
+		}
+	}
+	return shape{base: o.Base, hostname: o.Hostname, masks: masks.String(), degraded: degraded.String(), disk: o.DiskBytes}
+}
+
+// take returns a warm session of shape k, given o's limits and gateway, or
+// nil; either way the pool of k is filled again in the background.
+func (r *native) take(k shape, o sandbox.SessionOptions) *sandbox.Session {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.warm <= 0 || r.closed {
+		return nil
+	}
+	p := r.pools[k]
+	if p == nil {
+		p = &pool{}
+		r.pools[k] = p
+	}
+	r.order = append(slices.DeleteFunc(r.order, func(s shape) bool { return s == k }), k)
+	for len(r.order) > maxShapes {
+		old := r.order[0]
+		r.order = r.order[1:]
+		for _, s := range r.pools[old].ready {
+			go s.Destroy()
+		}
+		delete(r.pools, old)
+	}
+	var got *sandbox.Session
+	for len(p.ready) > 0 && got == nil {
+		s := p.ready[0]
+		p.ready = p.ready[1:]
+		select {
+		case <-s.Done():
+			go s.Destroy() // died while it waited
+			continue
+		default:
+		}
+		if err := s.SetLimits(o.Limits); err != nil {
+			// No cgroup leaf: its rlimits were set at start.
+			go s.Destroy()
+			continue
+		}
+		s.Serve(o.Serve)
+		got = s
+	}
+	for n := len(p.ready) + p.filling; n < r.warm; n++ {
+		p.filling++
+		go r.fill(k, o)
+	}
+	return got
+}
+
+// fill starts one session of shape k ahead of need.
+func (r *native) fill(k shape, o sandbox.SessionOptions) {
+	o.Serve = nil // held until taken
+	quiet := func(string, ...any) {}
+	o.Log, o.Warn = quiet, quiet
+	s, err := sandbox.StartSession(o)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := r.pools[k]
+	if p != nil {
+		p.filling--
+	}
+	if err != nil {
+		return
+	}
+	if p == nil || r.closed {
+		go s.Destroy()
+		return
+	}
+	p.ready = append(p.ready, s)
+}
+
+// Close destroys the sessions kept warm.
+func (r *native) Close() error {
+	r.mu.Lock()
+	r.closed = true
+	var all []*sandbox.Session
+	for k, p := range r.pools {
+		all = append(all, p.ready...)
+		delete(r.pools, k)
+	}
+	r.mu.Unlock()
+	var errs []error
+	for _, s := range all {
+		errs = append(errs, s.Destroy())
+	}
+	return errors.Join(errs...)
 }
 
 // hostMasks keeps the masks that mean something in a session's root: the
@@ -79,7 +234,7 @@ func hostMasks(masks []policy.Entry) []policy.Entry {
 // Sweep removes the cgroup leaves of dead servers. A native session leaves
 // nothing else on the host: its mounts live in its own mount namespace,
 // and its processes die with the server (their init has Pdeathsig).
-func (native) Sweep(stateDir string) error {
+func (*native) Sweep(stateDir string) error {
 	sandbox.SweepSessions()
 	return nil
 }
