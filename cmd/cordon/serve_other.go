@@ -1,0 +1,11 @@
+//go:build !linux
+
+package main
+
+import "github.com/cordon-sandbox/cordon/internal/session"
+
+// serveRuntimes are the runtimes cordon serve offers: off Linux, native
+// only, which says why it cannot run.
+func serveRuntimes(runsc string, warm int) map[string]session.Runtime {
+	return map[string]session.Runtime{"native": session.NewNative()}
+}
