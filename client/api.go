@@ -6,6 +6,13 @@ import "time"
 // (internal/server) and this client both use them, so they cannot drift;
 // docs/api.md and docs/openapi.yaml describe the same shapes.
 
+// Health is the body of GET /v1/health.
+type Health struct {
+	Status string `json:"status"` // "ok"
+	// Runtimes says of each runtime "ok", or why it cannot run here.
+	Runtimes map[string]string `json:"runtimes"`
+}
+
 // CreateRequest is the body of POST /v1/sessions. Unknown fields are an
 // error (400).
 type CreateRequest struct {

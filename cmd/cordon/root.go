@@ -25,6 +25,9 @@ no process outside its own.
   cordon doctor                 check that this machine can raise every wall
   cordon audit [FILE]           summarise a run's audit log (the newest by default)
   cordon connect HOST PORT      inside a sandbox: a connection through the gateway on stdio
+  cordon serve                  run the session server: sandboxes that stay up, behind an HTTP API
+  cordon session create|exec|cp|ls|rm
+                                use a session server's sandboxes, as docker exec and docker cp do
 
 Exit status of "cordon run": the command's own; 128+N if it died of signal N;
 124 on --timeout; 125 if Cordon could not start the sandbox (the reason is
@@ -35,7 +38,7 @@ if a decoy credential tried to leave and the run was stopped.`,
 		SilenceErrors: true,
 	}
 	root.SetVersionTemplate("cordon {{.Version}}\n")
-	root.AddCommand(newRunCmd(), newBlastRadiusCmd(), newPolicyCmd(), newTrustCmd(), newDoctorCmd(), newAuditCmd(), newConnectCmd())
+	root.AddCommand(newRunCmd(), newBlastRadiusCmd(), newPolicyCmd(), newTrustCmd(), newDoctorCmd(), newAuditCmd(), newConnectCmd(), newSessionCmd(), newServeCmd())
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w (see %s --help)", err, c.CommandPath())
 	})
