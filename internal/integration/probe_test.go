@@ -94,6 +94,20 @@ func runProbe(args []string) int {
 			c.Close()
 		}
 		say(err, "connect")
+	case "listen":
+		// Listen on an address and accept until killed.
+		l, err := net.Listen("tcp", rest[0])
+		if err != nil {
+			say(err, "listen")
+			return 0
+		}
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return 0
+			}
+			c.Close()
+		}
 	case "kill":
 		pid, _ := strconv.Atoi(rest[0])
 		say(unix.Kill(pid, unix.SIGTERM), "kill")
@@ -165,8 +179,8 @@ func runProbe(args []string) int {
 		ents, _ := os.ReadDir("/proc")
 		seen := 0
 		for _, e := range ents {
-			if _, err := strconv.Atoi(e.Name()); err != nil {
-				continue
+			if n, err := strconv.Atoi(e.Name()); err != nil || n == os.Getpid() {
+				continue // not a process, or this probe, whose argv holds the needle
 			}
 			seen++
 			for _, f := range []string{"environ", "cmdline"} {

@@ -20,6 +20,9 @@ type SessionOptions struct {
 	Limits   policy.Limits
 	Degraded map[policy.Wall]bool
 	Hostname string
+	// ConnectPorts are more TCP ports the session may connect to on its
+	// own loopback (its own servers); the Listen ports always.
+	ConnectPorts []uint16
 	// Listen and Serve are as in Options: the gateway's sockets.
 	Listen []uint16
 	Serve  func(port uint16, l net.Listener)

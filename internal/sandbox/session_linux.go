@@ -99,7 +99,7 @@ func StartSession(o SessionOptions) (*Session, error) {
 		Hostname:     o.Hostname,
 		Landlock:     Required,
 		Seccomp:      Required,
-		ConnectPorts: append([]uint16(nil), o.Listen...),
+		ConnectPorts: append(append([]uint16(nil), o.Listen...), o.ConnectPorts...),
 		Listen:       o.Listen,
 		Session:      &SessionPlan{Base: o.Base, DiskBytes: o.DiskBytes, Hide: o.Hide},
 	}

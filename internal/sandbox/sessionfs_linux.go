@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -120,6 +121,26 @@ func sessionRoot(p *Plan, warnings *[]string) error {
 	if err := protectProc(""); err != nil {
 		return err
 	}
+	// Hide directories below the top level (/var/tmp) with a tmpfs of
+	// their own; the top-level ones were left empty above.
+	for _, h := range s.Hide {
+		if strings.Count(h, "/") < 2 {
+			continue
+		}
+		if st, err := os.Lstat(h); err != nil || !st.IsDir() {
+			continue
+		}
+		mode := "mode=0755"
+		if strings.HasSuffix(h, "tmp") {
+			mode = "mode=1777"
+		}
+		if s.DiskBytes > 0 {
+			mode += fmt.Sprintf(",size=%d", s.DiskBytes)
+		}
+		if err := unix.Mount("tmpfs", h, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, mode); err != nil {
+			return fmt.Errorf("hiding %s: %w", h, err)
+		}
+	}
 	return applyMasks(p.Masks)
 }
 
@@ -140,7 +161,7 @@ func populate(root, src string, hide []string, warnings *[]string) error {
 	if err != nil {
 		return fmt.Errorf("listing the base's root: %w", err)
 	}
-	readOnly := 0
+	var readOnly []string
 	for _, e := range ents {
 		name := e.Name()
 		host := src + "/" + name
@@ -182,7 +203,7 @@ func populate(root, src string, hide []string, warnings *[]string) error {
 		}
 		// Mounts below it, or no overlay for this user namespace:
 		// shown read-only as it is.
-		readOnly++
+		readOnly = append(readOnly, "/"+name)
 		fd, err := cloneTree(host)
 		if err != nil {
 			return err
@@ -195,8 +216,8 @@ func populate(root, src string, hide []string, warnings *[]string) error {
 			return err
 		}
 	}
-	if readOnly > 0 && src == "" {
-		*warnings = append(*warnings, fmt.Sprintf("%d of the host's top-level directories are read-only in the session (the kernel refused an overlay over them)", readOnly))
+	if len(readOnly) > 0 && src == "" {
+		*warnings = append(*warnings, fmt.Sprintf("read-only in the session, the kernel having refused an overlay over them: %s", strings.Join(readOnly, " ")))
 	}
 	return nil
 }

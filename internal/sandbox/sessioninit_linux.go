@@ -158,7 +158,11 @@ func (s *sessionState) exec(m message, fds []int) {
 		refuse(code, err)
 		return
 	}
+	// mu is held from the fork until "exec-started" is sent: the reaper
+	// takes it before it reports an exit, so the server always hears of
+	// the start first, however soon the process ends.
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	pid, err := syscall.ForkExec(path, m.Argv, &syscall.ProcAttr{
 		Dir:   cwd,
 		Env:   m.Env,
@@ -169,10 +173,6 @@ func (s *sessionState) exec(m message, fds []int) {
 			Ctty:    0,
 		},
 	})
-	if err == nil {
-		s.running[pid] = m.ID
-	}
-	s.mu.Unlock()
 	// The child has its copies; init keeps none of the server's pipes.
 	closeAll(fds)
 	fds = nil
@@ -187,6 +187,7 @@ func (s *sessionState) exec(m message, fds []int) {
 		refuse(code, fmt.Errorf("%s: %w", m.Argv[0], unwrapPathError(err)))
 		return
 	}
+	s.running[pid] = m.ID
 	fd := -1
 	if master != nil {
 		fd = int(master.Fd())

@@ -102,10 +102,12 @@ func options(spec Spec) sandbox.SessionOptions {
 		Limits:    spec.Policy.Limits,
 		Degraded:  spec.Policy.Degraded,
 		Hostname:  spec.Policy.Hostname,
-		Listen:    spec.Listen,
-		Serve:     spec.Serve,
-		Log:       spec.Log,
-		Warn:      spec.Log,
+		// The session's own servers, by the policy's loopback_ports.
+		ConnectPorts: spec.Policy.ConnectPorts,
+		Listen:       spec.Listen,
+		Serve:        spec.Serve,
+		Log:          spec.Log,
+		Warn:         spec.Log,
 	}
 	if spec.Base == "host" {
 		o.Hide = HostHidden
@@ -116,6 +118,7 @@ func options(spec Spec) sandbox.SessionOptions {
 
 func shapeOf(o sandbox.SessionOptions) shape {
 	var masks, degraded strings.Builder
+	fmt.Fprintf(&masks, "ports %v\n", o.ConnectPorts)
 	for _, m := range o.Masks {
 		fmt.Fprintf(&masks, "%s:%v\n", m.Path, m.Kind)
 	}

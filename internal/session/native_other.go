@@ -10,8 +10,14 @@ import (
 
 type native struct{}
 
+// NativeOption configures NewNative.
+type NativeOption func()
+
+// WithWarm does nothing off Linux.
+func WithWarm(n int) NativeOption { return func() {} }
+
 // NewNative is the native runtime, which needs Linux.
-func NewNative() Runtime { return native{} }
+func NewNative(opts ...NativeOption) Runtime { return native{} }
 
 func (native) Name() string { return "native" }
 func (native) Available() error {
