@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/cordon-sandbox/cordon/client"
 	"github.com/cordon-sandbox/cordon/internal/cordontest"
 )
@@ -667,4 +669,113 @@ func tail(s string) string {
 		return "..." + s[len(s)-4000:]
 	}
 	return s
+}
+
+// The CLI verbs against a real server, as a user would type them.
+func TestServeCLI(t *testing.T) {
+	u := cordontest.Users()[0]
+	s := startServer(t, u)
+	env := []string{"CORDON_SERVER=unix://" + s.sock}
+	cli := func(stdin io.Reader, args ...string) result {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		cmd := u.Command(cordonBin, args...)
+		cmd.Env = append([]string{"PATH=/usr/bin:/bin", "HOME=" + s.dir}, env...)
+		cmd.Stdin = stdin
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		must(t, cmd.Start())
+		inTime, err := waitBounded(ctx, cmd)
+		if !inTime {
+			t.Fatalf("cordon %v did not finish", args)
+		}
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		return result{out.String(), errb.String(), code}
+	}
+	r := cli(nil, "session", "create", "--label", "who=cli", "--ttl", "10m")
+	id := strings.TrimSpace(r.stdout)
+	if r.code != 0 || !strings.HasPrefix(id, "s-") {
+		t.Fatalf("session create: %s", r)
+	}
+	if r := cli(nil, "session", "exec", id, "--", "python3", "-c", "print(1)"); r.code != 0 || r.stdout != "1\n" {
+		t.Errorf("session exec python3: %s", r)
+	}
+	if r := cli(nil, "session", "exec", id, "--", "sh", "-c", "echo oops >&2; exit 3"); r.code != 3 || r.stderr != "oops\n" {
+		t.Errorf("session exec's status and stderr: %s", r)
+	}
+	if r := cli(strings.NewReader("from stdin"), "session", "exec", "-i", id, "--", "cat"); r.stdout != "from stdin" {
+		t.Errorf("session exec -i: %s", r)
+	}
+	local := filepath.Join(s.dir, "local")
+	must(t, os.MkdirAll(filepath.Join(local, "sub"), 0o755))
+	must(t, os.WriteFile(filepath.Join(local, "sub", "f.txt"), []byte("local file\n"), 0o644))
+	u.Chown(t, local, filepath.Join(local, "sub"), filepath.Join(local, "sub", "f.txt"))
+	if r := cli(nil, "session", "cp", local, id+":/workspace/in"); r.code != 0 {
+		t.Fatalf("session cp in: %s", r)
+	}
+	if r := cli(nil, "session", "exec", id, "--", "cat", "/workspace/in/sub/f.txt"); r.stdout != "local file\n" {
+		t.Errorf("a directory copied in: %s", r)
+	}
+	back := filepath.Join(s.dir, "back")
+	if r := cli(nil, "session", "cp", id+":/workspace/in", back); r.code != 0 {
+		t.Fatalf("session cp out: %s", r)
+	}
+	if b, err := os.ReadFile(filepath.Join(back, "sub", "f.txt")); err != nil || string(b) != "local file\n" {
+		t.Errorf("a directory copied out: %q %v", b, err)
+	}
+	if r := cli(nil, "session", "ls"); r.code != 0 || !strings.Contains(r.stdout, id) || !strings.Contains(r.stdout, "who=cli") {
+		t.Errorf("session ls: %s", r)
+	}
+	if r := cli(nil, "session", "rm", id); r.code != 0 {
+		t.Errorf("session rm: %s", r)
+	}
+	if r := cli(nil, "session", "exec", id, "--", "true"); r.code == 0 || !strings.Contains(r.stderr, "session") {
+		t.Errorf("exec in a removed session: %s", r)
+	}
+}
+
+// The same box through the gvisor runtime, where runsc is installed.
+func TestServeGVisor(t *testing.T) {
+	runsc := runscPath()
+	if runsc == "" {
+		t.Skip("runsc is not installed (CGO_ENABLED=0 go install gvisor.dev/gvisor/runsc@...; or set CORDON_RUNSC)")
+	}
+	cordontest.RequireRoot(t)
+	s := startServer(t, cordontest.Users()[0], "--runtime-gvisor-runsc", runsc)
+	sess := s.create(client.CreateRequest{Runtime: "gvisor"})
+	if sess.Runtime != "gvisor" {
+		t.Fatalf("created %+v", sess)
+	}
+	out, errs, code := s.exec(sess.ID, "", nil, "sh", "-c", "echo out; echo err >&2; exit 7")
+	if out != "out\n" || errs != "err\n" || code != 7 {
+		t.Errorf("exec: %q %q %d", out, errs, code)
+	}
+	if out, _, _ := s.exec(sess.ID, "piped", nil, "cat"); out != "piped" {
+		t.Errorf("stdin: %q", out)
+	}
+	// gVisor's own kernel answers, not the host's.
+	var uts unix.Utsname
+	must(t, unix.Uname(&uts))
+	hostRelease := unix.ByteSliceToString(uts.Release[:])
+	if out, _, _ := s.exec(sess.ID, "", nil, "uname", "-r"); strings.TrimSpace(out) == hostRelease || out == "" {
+		t.Errorf("uname -r in gvisor: %q, the host's is %q", out, hostRelease)
+	}
+	must(t, s.c.WriteFile(s.ctx(), sess.ID, "/workspace/f", strings.NewReader("in\n"), 0o644))
+	if out, _, _ := s.exec(sess.ID, "", nil, "cat", "/workspace/f"); out != "in\n" {
+		t.Errorf("a file put in: %q", out)
+	}
+	host := cordontest.Serve(t, cordontest.Listen(t, "tcp4", "127.0.0.1:0"))
+	s.exec(sess.ID, "", nil, "sh", "-c", "exec 3<>/dev/tcp/"+strings.Replace(host.Addr, ":", "/", 1)+" 2>/dev/null; python3 -c 'import socket; socket.create_connection((\""+strings.Split(host.Addr, ":")[0]+"\", "+strings.Split(host.Addr, ":")[1]+"), 2)' 2>/dev/null; true")
+	if got := host.Knock(t, "M"); len(got) != 1 {
+		t.Errorf("the host's listener took %q from a gvisor session", got)
+	}
+	out, _, _ = s.exec(sess.ID, "", nil, "sh", "-c", "curl -s -o /dev/null -w '%{http_code}' http://example.com/ || true")
+	if out != "403" {
+		t.Errorf("curl through the gateway from gvisor: %q, want 403", out)
+	}
+	must(t, s.c.Delete(s.ctx(), sess.ID))
 }
