@@ -29,9 +29,7 @@ import (
 )
 
 // The gvisor tests need root and runsc: $CORDON_RUNSC, else runsc in
-// PATH, else /tmp/runsc-build/bin/runsc (where a developer may have built
-// it with `CGO_ENABLED=0 GOBIN=/tmp/runsc-build/bin go install
-// gvisor.dev/gvisor/runsc@latest`). Without them they skip, saying why.
+// PATH (.ci/run installs a pinned one). Without them they skip, saying why.
 
 // gvisorProbeEnv makes TestGVisorProbe, run inside a box as
 // `session.test -test.run=^TestGVisorProbe$`, a probe: "dial ADDR".
@@ -69,11 +67,7 @@ func findRunsc(t testing.TB) string {
 	if p, err := exec.LookPath("runsc"); err == nil {
 		return p
 	}
-	const dev = "/tmp/runsc-build/bin/runsc"
-	if _, err := os.Stat(dev); err == nil {
-		return dev
-	}
-	t.Skip("no runsc: set CORDON_RUNSC, put runsc in PATH, or `CGO_ENABLED=0 go install gvisor.dev/gvisor/runsc@latest`")
+	t.Skip("no runsc: set CORDON_RUNSC, or put runsc in PATH (CGO_ENABLED=0 go install gvisor.dev/gvisor/runsc@VERSION, as .ci/run does)")
 	return ""
 }
 
