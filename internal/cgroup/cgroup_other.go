@@ -42,3 +42,6 @@ func (l *Leaf) MemoryBytes() int64 { return 0 }
 
 // SetLimits fails off Linux.
 func (l *Leaf) SetLimits(lim Limits) error { return errNotLinux }
+
+// SetCPUWeight fails off Linux.
+func (l *Leaf) SetCPUWeight(weight int) error { return errNotLinux }

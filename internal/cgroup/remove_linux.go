@@ -349,3 +349,25 @@ func (l *Leaf) SetLimits(lim Limits) error {
 	}
 	return setV1Limits(h, name, lim)
 }
+
+// SetCPUWeight sets the leaf's share of the CPU when it is contended, 1 to
+// 10000, 100 being every other cgroup's (cpu.weight on v2, cpu.shares on
+// v1 scaled from 1024). A server's sessions started ahead of need get the
+// least while they start, so that they do not slow the sessions in use.
+func (l *Leaf) SetCPUWeight(weight int) error {
+	if weight < 1 || weight > 10000 {
+		return fmt.Errorf("cpu weight %d: want 1 to 10000", weight)
+	}
+	if l.version == 2 {
+		return writeLimit(l.dirs[0], "cpu.weight", strconv.Itoa(weight))
+	}
+	h, err := detect()
+	if err != nil {
+		return fmt.Errorf("detecting cgroups: %w", err)
+	}
+	if h.V1Mounts["cpu"] == "" {
+		return fmt.Errorf("cpu weight: %w: no cgroup v1 hierarchy has cpu mounted", ErrNoController)
+	}
+	shares := max(2, weight*1024/100)
+	return writeLimit(filepath.Join(h.V1Mounts["cpu"], parentName, filepath.Base(l.dirs[0])), "cpu.shares", strconv.Itoa(shares))
+}

@@ -26,6 +26,10 @@ type SessionOptions struct {
 	// Listen and Serve are as in Options: the gateway's sockets.
 	Listen []uint16
 	Serve  func(port uint16, l net.Listener)
+	// Background starts the session with the least CPU weight its cgroup
+	// can have, until SetLimits: one started ahead of need yields to those
+	// in use.
+	Background bool
 	// Log receives notes, Warn what must be said; never nil.
 	Log, Warn func(format string, args ...any)
 }

@@ -119,6 +119,9 @@ func StartSession(o SessionOptions) (*Session, error) {
 	l := o.Limits
 	name := fmt.Sprintf("cordon-%d-%d", os.Getpid(), sessionSeq.Add(1))
 	leaf, err := cgroup.Create(name, cgroup.Limits{MemoryBytes: l.MemoryBytes, Pids: l.Pids, CPUs: l.CPUs})
+	if err == nil && o.Background {
+		leaf.SetCPUWeight(1) // best effort: without it, it only starts at the same weight
+	}
 	if err != nil {
 		if !o.Degraded[policy.WallCgroup] {
 			return nil, internal("a session's limits cannot be enforced without a cgroup: %v", err)
@@ -269,14 +272,19 @@ func (s *Session) closeListeners() {
 	}
 }
 
-// SetLimits changes the session's limits in its cgroup leaf; without a
+// SetLimits changes the session's limits in its cgroup leaf, and gives it
+// back the CPU weight of every other cgroup (see Background); without a
 // leaf (rlimits, set at start) it is an error.
 func (s *Session) SetLimits(l policy.Limits) error {
 	if s.leaf == nil {
 		return errors.New("the session has no cgroup leaf; its limits were fixed at start")
 	}
+	s.leaf.SetCPUWeight(100)
 	return s.leaf.SetLimits(cgroup.Limits{MemoryBytes: l.MemoryBytes, Pids: l.Pids, CPUs: l.CPUs})
 }
+
+// HasLeaf says whether the session has a cgroup leaf of its own.
+func (s *Session) HasLeaf() bool { return s.leaf != nil }
 
 // Pid is the session's init on the host.
 func (s *Session) Pid() int { return s.pid }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/cordon-sandbox/cordon/internal/policy"
 	"github.com/cordon-sandbox/cordon/internal/sandbox"
@@ -51,6 +52,9 @@ type shape struct {
 type pool struct {
 	ready   []*sandbox.Session
 	filling int
+	// off: sessions of this shape get no cgroup leaf here, so they
+	// cannot be given their limits when taken; none is kept warm.
+	off bool
 }
 
 // maxShapes bounds the shapes kept warm; the least recently used goes.
@@ -170,16 +174,31 @@ func (r *native) take(k shape, o sandbox.SessionOptions) *sandbox.Session {
 		s.Serve(o.Serve)
 		got = s
 	}
-	for n := len(p.ready) + p.filling; n < r.warm; n++ {
+	for n := len(p.ready) + p.filling; n < r.warm && !p.off; n++ {
 		p.filling++
-		go r.fill(k, o)
+		delay := time.Duration(0)
+		if got != nil {
+			// The session just taken runs its first commands now:
+			// its replacement starts a little later, not sharing
+			// the CPU with them.
+			delay = refillDelay
+		}
+		go func() {
+			time.Sleep(delay)
+			r.fill(k, o)
+		}()
 	}
 	return got
 }
 
+// refillDelay is how long after a warm session is taken its replacement
+// starts.
+const refillDelay = 250 * time.Millisecond
+
 // fill starts one session of shape k ahead of need.
 func (r *native) fill(k shape, o sandbox.SessionOptions) {
 	o.Serve = nil // held until taken
+	o.Background = true
 	quiet := func(string, ...any) {}
 	o.Log, o.Warn = quiet, quiet
 	s, err := sandbox.StartSession(o)
@@ -192,7 +211,10 @@ func (r *native) fill(k shape, o sandbox.SessionOptions) {
 	if err != nil {
 		return
 	}
-	if p == nil || r.closed {
+	if p == nil || r.closed || !s.HasLeaf() {
+		if p != nil && !s.HasLeaf() {
+			p.off = true
+		}
 		go s.Destroy()
 		return
 	}
