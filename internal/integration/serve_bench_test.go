@@ -103,11 +103,24 @@ func BenchmarkServe(b *testing.B) {
 			}
 			time.Sleep(2 * time.Second)
 			var cg, inits int64
-			for _, dir := range cgroupsOf(pid) {
-				cg += readInt(filepath.Join(dir, "memory.usage_in_bytes")) + readInt(filepath.Join(dir, "memory.current"))
+			dirs := cgroupsOf(pid)
+			if rt == "gvisor" {
+				// runsc makes each box's cgroup below the server's own.
+				for _, pat := range []string{"/sys/fs/cgroup/memory/*/cordon-gvisor-*", "/sys/fs/cgroup/memory/*/*/cordon-gvisor-*", "/sys/fs/cgroup/memory/cordon-gvisor-*", "/sys/fs/cgroup/*/cordon-gvisor-*"} {
+					m, _ := filepath.Glob(pat)
+					dirs = append(dirs, m...)
+				}
 			}
-			for _, p := range descendants(pid) {
-				inits += rssKiB(p.pid) * 1024
+			for _, dir := range dirs {
+				mem := readInt(filepath.Join(dir, "memory.usage_in_bytes")) + readInt(filepath.Join(dir, "memory.current"))
+				if mem == 0 {
+					continue // another hierarchy's copy of the leaf
+				}
+				cg += mem
+				for _, p := range strings.Fields(string(readAll(filepath.Join(dir, "cgroup.procs")))) {
+					n, _ := strconv.Atoi(p)
+					inits += rssKiB(n) * 1024
+				}
 			}
 			server := (rssKiB(pid) - rss0) * 1024
 			b.ReportMetric(float64(server)/n/(1<<20), "server-MiB/session")
@@ -149,6 +162,11 @@ func rssKiB(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+func readAll(path string) []byte {
+	b, _ := os.ReadFile(path)
+	return b
 }
 
 func readInt(path string) int64 {
