@@ -1,14 +1,16 @@
 package main
 
 import (
-	"github.com/cordon-sandbox/cordon/internal/gateway"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/cordon-sandbox/cordon/internal/gateway"
+	"github.com/cordon-sandbox/cordon/internal/policy"
 )
 
 func TestProxyEnv(t *testing.T) {
-	env := withEnv([]string{"HTTP_PROXY=http://corp:8080", "PATH=/bin", "https_proxy=http://corp:8080"},
+	env := policy.SetEnv([]string{"HTTP_PROXY=http://corp:8080", "PATH=/bin", "https_proxy=http://corp:8080"},
 		gateway.ProxyEnv("/usr/local/bin/cordon", "-Xmx1g"))
 	get := func(name string) string {
 		for _, kv := range env {

@@ -189,7 +189,7 @@ func runRun(ctx context.Context, f runFlags, argv []string) error {
 	if err != nil {
 		self = ""
 	}
-	env = withEnv(env, gateway.ProxyEnv(self, os.Getenv("JAVA_TOOL_OPTIONS")))
+	env = policy.SetEnv(env, gateway.ProxyEnv(self, os.Getenv("JAVA_TOOL_OPTIONS")))
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -232,7 +232,7 @@ func runRun(ctx context.Context, f runFlags, argv []string) error {
 	if err != nil {
 		return &sandbox.Error{Code: sandbox.ExitInternal, Err: err}
 	}
-	env = withEnv(env, w.env)
+	env = policy.SetEnv(env, w.env)
 	eg, err := startEgress(p, eff.Audit, argv, logf, alarmed, w)
 	if err != nil {
 		return &sandbox.Error{Code: sandbox.ExitInternal, Err: err}

@@ -76,3 +76,21 @@ func SecretEnvPatterns() []string {
 	}
 	return out
 }
+
+// SetEnv sets each NAME=VALUE of set in env, replacing what was there, and
+// returns the result (set's entries last, in their order).
+func SetEnv(env, set []string) []string {
+	names := map[string]bool{}
+	for _, kv := range set {
+		name, _, _ := strings.Cut(kv, "=")
+		names[name] = true
+	}
+	out := make([]string, 0, len(env)+len(set))
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		if !names[name] {
+			out = append(out, kv)
+		}
+	}
+	return append(out, set...)
+}

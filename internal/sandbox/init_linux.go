@@ -53,16 +53,8 @@ func Init() {
 	if err := setupMounts(&plan); err != nil {
 		fail(ExitInternal, err)
 	}
-	if err := loopbackUp(); err != nil {
-		fail(ExitInternal, fmt.Errorf("bringing up lo: %w", err))
-	}
-	for _, port := range plan.Listen {
-		if err := handOverListener(syncSock, port); err != nil {
-			fail(ExitInternal, err)
-		}
-	}
-	if err := unix.Sethostname([]byte(plan.Hostname)); err != nil {
-		fail(ExitInternal, fmt.Errorf("setting the hostname: %w", err))
+	if err := setupNet(&plan, syncSock); err != nil {
+		fail(ExitInternal, err)
 	}
 
 	stdio := []*os.File{os.Stdin, os.Stdout, os.Stderr}
@@ -152,6 +144,23 @@ func Init() {
 		}
 		unix.Kill(pid, sig)
 	}
+}
+
+// setupNet brings lo up, hands the gateway's listening sockets to the
+// supervisor, and sets the hostname.
+func setupNet(p *Plan, sock *os.File) error {
+	if err := LoopbackUp(); err != nil {
+		return fmt.Errorf("bringing up lo: %w", err)
+	}
+	for _, port := range p.Listen {
+		if err := handOverListener(sock, port); err != nil {
+			return err
+		}
+	}
+	if err := unix.Sethostname([]byte(p.Hostname)); err != nil {
+		return fmt.Errorf("setting the hostname: %w", err)
+	}
+	return nil
 }
 
 // reap waits for every child (init is PID 1, orphans come to it) until the

@@ -6,10 +6,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// loopbackUp sets IFF_UP on lo, the one interface of the sandbox's new
-// network namespace. Two ioctls on a throwaway socket do it; a netlink
+// LoopbackUp sets IFF_UP on lo, the one interface of a new network
+// namespace (a sandbox's, or a gvisor session's). Two ioctls on a throwaway socket do it; a netlink
 // library would bring a dependency and a socket protocol for one flag.
-func loopbackUp() error {
+func LoopbackUp() error {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("opening a socket: %w", err)

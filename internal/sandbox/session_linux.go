@@ -169,20 +169,8 @@ func startSession(o SessionOptions, plan *Plan, leaf *cgroup.Leaf) (*Session, er
 	}
 	defer null.Close()
 
-	uid, gid := os.Getuid(), os.Getgid()
-	attr := &syscall.SysProcAttr{
-		Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID |
-			unix.CLONE_NEWNET | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS,
-		UidMappings: []syscall.SysProcIDMap{{ContainerID: uid, HostID: uid, Size: 1}},
-		GidMappings: []syscall.SysProcIDMap{{ContainerID: gid, HostID: gid, Size: 1}},
-		// The server's death ends every session: PID 1 gone, the kernel
-		// kills the rest of its namespace.
-		Pdeathsig: unix.SIGKILL,
-		Setpgid:   true,
-	}
-	if uid != 0 {
-		attr.AmbientCaps = []uintptr{unix.CAP_SYS_ADMIN, unix.CAP_NET_ADMIN, unix.CAP_SETPCAP}
-	}
+	// The server's death ends every session (Pdeathsig on init).
+	attr := initAttr()
 	pid, err := syscall.ForkExec("/proc/self/exe", []string{InitArg0}, &syscall.ProcAttr{
 		Env:   []string{},
 		Files: []uintptr{null.Fd(), null.Fd(), null.Fd(), planR.Fd(), there.Fd()},

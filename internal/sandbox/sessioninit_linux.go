@@ -30,16 +30,8 @@ func sessionInit(p *Plan, ctrl *os.File, fail func(int, error)) {
 	if err := sessionRoot(p, &warnings); err != nil {
 		fail(ExitInternal, err)
 	}
-	if err := loopbackUp(); err != nil {
-		fail(ExitInternal, fmt.Errorf("bringing up lo: %w", err))
-	}
-	for _, port := range p.Listen {
-		if err := handOverListener(ctrl, port); err != nil {
-			fail(ExitInternal, err)
-		}
-	}
-	if err := unix.Sethostname([]byte(p.Hostname)); err != nil {
-		fail(ExitInternal, fmt.Errorf("setting the hostname: %w", err))
+	if err := setupNet(p, ctrl); err != nil {
+		fail(ExitInternal, err)
 	}
 	for _, rl := range p.Rlimits {
 		lim := unix.Rlimit{Cur: rl.Cur, Max: rl.Max}

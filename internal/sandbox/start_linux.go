@@ -338,26 +338,7 @@ func launch(ctx context.Context, o Options, plan *Plan, leaf *cgroup.Leaf, job *
 	defer syncHere.Close()
 	defer syncThere.Close()
 
-	uid, gid := os.Getuid(), os.Getgid()
-	attr := &syscall.SysProcAttr{
-		Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID |
-			unix.CLONE_NEWNET | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS,
-		// The same ids inside as outside: files keep their owners, and
-		// the command sees the user it is. Nothing else is mapped.
-		UidMappings: []syscall.SysProcIDMap{{ContainerID: uid, HostID: uid, Size: 1}},
-		GidMappings: []syscall.SysProcIDMap{{ContainerID: gid, HostID: gid, Size: 1}},
-		// If the supervisor dies, init dies, and with PID 1 gone the
-		// kernel kills the rest of the sandbox.
-		Pdeathsig: unix.SIGKILL,
-		// Init's own process group: a Ctrl-C at the user's terminal
-		// reaches the supervisor, which forwards it once.
-		Setpgid: true,
-	}
-	if uid != 0 {
-		// A non-root uid loses its capabilities at execve; init needs
-		// these to build the sandbox, and drops them before the command.
-		attr.AmbientCaps = []uintptr{unix.CAP_SYS_ADMIN, unix.CAP_NET_ADMIN, unix.CAP_SETPCAP}
-	}
+	attr := initAttr()
 	// Caught from before the command can run, so that none sent once it
 	// runs kills the supervisor (the Go default) instead of reaching it;
 	// they wait in the channel until the command has started.
@@ -474,6 +455,31 @@ func launch(ctx context.Context, o Options, plan *Plan, leaf *cgroup.Leaf, job *
 			return statusOf(ws), nil
 		}
 	}
+}
+
+// initAttr is how init is started, for a run and for a session: in new
+// user, mount, PID, network, IPC and UTS namespaces, the caller's uid and
+// gid mapped to themselves (files keep their owners, the command sees the
+// user it is; nothing else is mapped), killed if its parent goes (and with
+// PID 1 gone, the kernel kills the rest of the sandbox), in a process group
+// of its own (a Ctrl-C at the user's terminal reaches the supervisor,
+// which forwards it once).
+func initAttr() *syscall.SysProcAttr {
+	uid, gid := os.Getuid(), os.Getgid()
+	attr := &syscall.SysProcAttr{
+		Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID |
+			unix.CLONE_NEWNET | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS,
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: uid, HostID: uid, Size: 1}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: gid, HostID: gid, Size: 1}},
+		Pdeathsig:   unix.SIGKILL,
+		Setpgid:     true,
+	}
+	if uid != 0 {
+		// A non-root uid loses its capabilities at execve; init needs
+		// these to build the sandbox, and drops them before the command.
+		attr.AmbientCaps = []uintptr{unix.CAP_SYS_ADMIN, unix.CAP_NET_ADMIN, unix.CAP_SETPCAP}
+	}
+	return attr
 }
 
 // serve hands a listening socket from init to o.Serve.

@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cordon-sandbox/cordon/internal/policy"
+	"github.com/cordon-sandbox/cordon/internal/sandbox"
 )
 
 // The gvisor runtime runs each box as one runsc sandbox: the session's
@@ -411,7 +412,7 @@ func (b *gvisorBox) startLocked(spec Spec, cfg *ociSpec, lay *layout, initR *os.
 	if err := lay.build(); err != nil {
 		return nil, err
 	}
-	if err := loopbackUp(); err != nil {
+	if err := sandbox.LoopbackUp(); err != nil {
 		return nil, fmt.Errorf("bringing up lo: %w", err)
 	}
 	for _, port := range spec.Listen {
@@ -626,28 +627,6 @@ func (lay *layout) mask(masks []policy.Entry, missing func(string)) error {
 		if err != nil {
 			return fmt.Errorf("masking %s: %w", m.Path, err)
 		}
-	}
-	return nil
-}
-
-// loopbackUp sets IFF_UP on lo, the one interface of a new network
-// namespace (as internal/sandbox's, which this package cannot reach).
-func loopbackUp() error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("opening a socket: %w", err)
-	}
-	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq("lo")
-	if err != nil {
-		return err
-	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("reading lo's flags: %w", err)
-	}
-	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
-	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("setting lo up: %w", err)
 	}
 	return nil
 }

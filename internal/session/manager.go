@@ -472,7 +472,7 @@ func (s *sess) fill(pl *plan, now time.Time) {
 		IdleTimeout: client.Duration(pl.idle),
 		LastActive:  now,
 	}
-	s.env = setEnv(setEnv(append([]string(nil), SessionEnv...), gateway.ProxyEnv("", "")), pl.env)
+	s.env = policy.SetEnv(policy.SetEnv(append([]string(nil), SessionEnv...), gateway.ProxyEnv("", "")), pl.env)
 }
 
 // plan is a checked CreateRequest with the server's defaults in.
@@ -1162,7 +1162,7 @@ func (m *Manager) Exec(ctx context.Context, id string, req client.ExecRequest) (
 	} else {
 		x.Env = append([]string(nil), s.env...)
 	}
-	x.Env = setEnv(x.Env, mustEnv(req.Env))
+	x.Env = policy.SetEnv(x.Env, mustEnv(req.Env))
 
 	// Registered before it starts: a session with an exec starting is not
 	// idle.
@@ -1361,23 +1361,6 @@ func validEnvName(s string) bool {
 		}
 	}
 	return true
-}
-
-// setEnv sets each NAME=VALUE of set in env, replacing what was there.
-func setEnv(env, set []string) []string {
-	names := map[string]bool{}
-	for _, kv := range set {
-		name, _, _ := strings.Cut(kv, "=")
-		names[name] = true
-	}
-	out := make([]string, 0, len(env)+len(set))
-	for _, kv := range env {
-		name, _, _ := strings.Cut(kv, "=")
-		if !names[name] {
-			out = append(out, kv)
-		}
-	}
-	return append(out, set...)
 }
 
 // checkLabels bounds labels: keys of letters, digits and ._/-, values of
