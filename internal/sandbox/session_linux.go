@@ -32,10 +32,13 @@ type Session struct {
 	procs  map[uint64]*SessionProc
 	// listeners wait for Serve when the session started without one.
 	listeners map[uint16]net.Listener
-	dead      bool
-	done      chan struct{}
-	destroy   sync.Once
-	err       error
+	// rootFD holds the session's root (O_PATH), taken while init was
+	// known to be alive; -1 once destroyed.
+	rootFD  int
+	dead    bool
+	done    chan struct{}
+	destroy sync.Once
+	err     error
 }
 
 // SessionProc is one exec in a session. Without a TTY, Stdin, Stdout and
@@ -183,7 +186,7 @@ func startSession(o SessionOptions, plan *Plan, leaf *cgroup.Leaf) (*Session, er
 	planR.Close()
 	there.Close()
 	s := &Session{pid: pid, init: waitFor(pid), ctrl: ctrl, leaf: leaf, procs: map[uint64]*SessionProc{}, done: make(chan struct{}),
-		listeners: map[uint16]net.Listener{}}
+		listeners: map[uint16]net.Listener{}, rootFD: -1}
 	fail := func(err error) (*Session, error) {
 		unix.Kill(pid, unix.SIGKILL)
 		s.init.wait()
@@ -223,6 +226,13 @@ func startSession(o SessionOptions, plan *Plan, leaf *cgroup.Leaf) (*Session, er
 			s.closeListeners()
 			return nil, &Error{Code: m.Code, Err: fmt.Errorf("starting the session: %s", m.Text)}
 		case "ready":
+			// init cannot have been reaped yet (only this process
+			// reaps it, in s.init), so its pid is still its own.
+			fd, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/root", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				return fail(internal("opening the session's root: %w", err))
+			}
+			s.rootFD = fd
 			ready = true
 		default:
 			if fd >= 0 {
@@ -277,10 +287,19 @@ func (s *Session) HasLeaf() bool { return s.leaf != nil }
 // Pid is the session's init on the host.
 func (s *Session) Pid() int { return s.pid }
 
-// RootPath is the session's root seen from the host, for file operations
-// (to be opened with os.OpenRoot: a path inside it is the session's to
-// shape).
-func (s *Session) RootPath() string { return "/proc/" + strconv.Itoa(s.pid) + "/root" }
+// OpenRoot opens the session's root for file operations (os.Root: a path
+// inside it is the session's to shape, and is resolved inside it). It goes
+// through a descriptor of the root taken when the session became ready,
+// never through init's pid again: once init is reaped, its pid may be
+// another process's, whose root is not the session's.
+func (s *Session) OpenRoot() (*os.Root, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rootFD < 0 {
+		return nil, errors.New("the session has ended")
+	}
+	return os.OpenRoot("/proc/self/fd/" + strconv.Itoa(s.rootFD))
+}
 
 // MemoryBytes is what the session's processes use now, from its cgroup.
 func (s *Session) MemoryBytes() int64 {
@@ -511,6 +530,12 @@ func (s *Session) Destroy() error {
 		<-s.done
 		s.ctrl.Close()
 		s.closeListeners()
+		s.mu.Lock()
+		if s.rootFD >= 0 {
+			unix.Close(s.rootFD)
+			s.rootFD = -1
+		}
+		s.mu.Unlock()
 		if s.leaf != nil {
 			err = s.leaf.Remove()
 		}

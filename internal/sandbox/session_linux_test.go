@@ -157,7 +157,7 @@ func TestSessionHostBase(t *testing.T) {
 		t.Errorf("exec of a missing command: %v, want code 127", err)
 	}
 	// The session's files are reachable through its root.
-	root, err := os.OpenRoot(s.RootPath())
+	root, err := s.OpenRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,7 +21,16 @@ import (
 // "host" base sees empty: people's homes, sockets and runtime state,
 // temporary files, and mounted media. The rest of the host is there,
 // read-only below a throwaway layer.
-var HostHidden = []string{"/home", "/root", "/run", "/tmp", "/var/tmp", "/mnt", "/media", "/srv", "/lost+found"}
+//
+// A session started by a root server runs as uid 0 of a user namespace
+// that maps it to the host's root: without capabilities, but the owner of
+// the host's root-owned files. So the places where a host keeps data only
+// root should read are hidden too: /var/lib (databases, container and
+// package state, cordon's own), /var/log, /var/spool, /var/mail,
+// /var/backups, /var/cache and /etc/ssl/private; /etc/shadow and the SSH
+// host keys are masks of the policy.
+var HostHidden = []string{"/home", "/root", "/run", "/tmp", "/var/tmp", "/mnt", "/media", "/srv", "/lost+found",
+	"/var/lib", "/var/log", "/var/spool", "/var/mail", "/var/backups", "/var/cache", "/etc/ssl/private"}
 
 // native is the "native" runtime: each box is a sandbox session — its own
 // user, mount, PID, network, IPC and UTS namespaces, a root of its own,
@@ -278,7 +287,7 @@ func (b *nativeBox) Exec(ctx context.Context, e Exec) (Process, error) {
 	return &nativeProc{p: p}, nil
 }
 
-func (b *nativeBox) Root() (*os.Root, error) { return os.OpenRoot(b.s.RootPath()) }
+func (b *nativeBox) Root() (*os.Root, error) { return b.s.OpenRoot() }
 
 func (b *nativeBox) MemoryBytes() int64 { return b.s.MemoryBytes() }
 
