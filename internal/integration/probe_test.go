@@ -179,8 +179,8 @@ func runProbe(args []string) int {
 		ents, _ := os.ReadDir("/proc")
 		seen := 0
 		for _, e := range ents {
-			if n, err := strconv.Atoi(e.Name()); err != nil || n == os.Getpid() {
-				continue // not a process, or this probe, whose argv holds the needle
+			if _, err := strconv.Atoi(e.Name()); err != nil {
+				continue
 			}
 			seen++
 			for _, f := range []string{"environ", "cmdline"} {
