@@ -167,7 +167,7 @@ type DirList struct {
 
 // Error is the body of every 4xx and 5xx answer.
 type Error struct {
-	// Code is a stable word: "bad_request", "unauthorized", "not_found",
+	// Code is a stable word: "bad_request", "unauthorized", "forbidden", "not_found",
 	// "conflict", "too_large", "unavailable", "internal".
 	Code    string `json:"code"`
 	Message string `json:"message"`

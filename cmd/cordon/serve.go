@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -34,6 +35,7 @@ type serveFlags struct {
 	maxSessions int
 	warm        int
 	degraded    []string
+	sessionUser string
 	runsc       string
 	defaultTTL  time.Duration
 	maxTTL      time.Duration
@@ -122,6 +124,7 @@ or expired.`,
 	fl.StringArrayVar(&f.bases, "base-dir", nil, "a `DIR` whose subdirectories sessions may name as their base root filesystem (repeatable; default STATE/bases)")
 	fl.IntVar(&f.maxSessions, "max-sessions", session.DefaultMaxSessions, "the most sessions at once")
 	fl.IntVar(&f.warm, "warm", 2, "keep `N` native sessions started ahead of need for each shape of session asked for lately (base, size, masks), so that a create waits for no box; their limits and gateway are given when taken")
+	fl.StringVar(&f.sessionUser, "session-user", "65534:65534", "as root: the host's `UID:GID` that sessions over the host base run as (uid 0 of their user namespace stands for it), so that they own none of the host's root-owned files; sessions over a base directory run as root of theirs. A server run as a user runs its sessions as itself")
 	fl.StringArrayVar(&f.degraded, "allow-degraded", nil, "let every session go without `WALL` where this machine cannot raise it (cgroup: limits become rlimits; landlock; seccomp)")
 	fl.StringVar(&f.runsc, "runtime-gvisor-runsc", "runsc", "the runsc binary of the gvisor runtime: a `PATH`, or a name looked up in PATH")
 	fl.DurationVar(&f.defaultTTL, "default-ttl", session.DefaultTTL, "a session's TTL when its request gives none")
@@ -197,9 +200,22 @@ func runServe(ctx context.Context, stderr io.Writer, f serveFlags) error {
 		return err
 	}
 	defer unlock()
-	spool := filepath.Join(state, "spool")
-	if err := os.MkdirAll(spool, 0o700); err != nil {
+	sessionUID, sessionGID, err := parseSessionUser(f.sessionUser)
+	if err != nil {
+		return err
+	}
+	// Archives sent in are spooled here by the server acting as the
+	// session's owner (see internal/server): a root server gives it to
+	// the ids its sessions run as. Sessions do not see the host's /tmp.
+	spool, err := os.MkdirTemp("", "cordon-spool-")
+	if err != nil {
 		return fmt.Errorf("making the spool directory: %w", err)
+	}
+	defer os.RemoveAll(spool)
+	if os.Geteuid() == 0 {
+		if err := os.Chown(spool, sessionUID, sessionGID); err != nil {
+			return fmt.Errorf("giving the spool directory to the sessions' user: %w", err)
+		}
 	}
 	bases := f.bases
 	if len(bases) == 0 {
@@ -225,7 +241,7 @@ func runServe(ctx context.Context, stderr io.Writer, f serveFlags) error {
 
 	m, err := session.NewManager(session.Config{
 		StateDir:    state,
-		Runtimes:    serveRuntimes(f.runsc, f.warm),
+		Runtimes:    serveRuntimes(f.runsc, f.warm, sessionUID, sessionGID),
 		Degraded:    degraded,
 		MaxSessions: f.maxSessions,
 		DefaultTTL:  f.defaultTTL,
@@ -368,4 +384,15 @@ func serveHidden(f *serveFlags, addr string) []string {
 		out = append(out, path)
 	}
 	return out
+}
+
+// parseSessionUser reads --session-user, UID:GID, both numbers, neither 0.
+func parseSessionUser(s string) (int, int, error) {
+	u, g, ok := strings.Cut(s, ":")
+	uid, uerr := strconv.Atoi(u)
+	gid, gerr := strconv.Atoi(g)
+	if !ok || uerr != nil || gerr != nil || uid <= 0 || gid <= 0 || uid > 1<<31-2 || gid > 1<<31-2 {
+		return 0, 0, fmt.Errorf("--session-user %q: want UID:GID, two numbers other than 0, such as 65534:65534", s)
+	}
+	return uid, gid, nil
 }

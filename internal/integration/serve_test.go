@@ -264,6 +264,27 @@ func TestServeSession(t *testing.T) {
 			if out, _, _ := s.exec(sess.ID, "", nil, "sh", "-c", "cat /workspace/dir/hello.txt; stat -c %a /workspace/dir/hello.txt"); out != "hello\n640\n" {
 				t.Errorf("the file put in: %q", out)
 			}
+			// What the API puts in is the session's own to change.
+			if out, errs, code := s.exec(sess.ID, "", nil, "sh", "-c", "echo more >> /workspace/dir/hello.txt && touch /workspace/dir/new && stat -c %u /workspace/dir/hello.txt /workspace/dir"); code != 0 || out != "0\n0\n" {
+				t.Errorf("changing what the API put in: %d %q %s", code, out, errs)
+			}
+			// A file of the host that only root may read is no more the
+			// session's to read through the API than through an exec.
+			if u.Root() {
+				f, err := os.CreateTemp("/usr/local/share", "cordon-root-only-")
+				must(t, err)
+				defer os.Remove(f.Name())
+				f.WriteString(secret)
+				f.Close()
+				if _, err := s.c.ReadFile(s.ctx(), sess.ID, f.Name()); err == nil {
+					t.Errorf("a root-only host file was read through the files API")
+				} else if ae, ok := err.(*client.APIError); !ok || ae.Status != 403 {
+					t.Errorf("reading a root-only host file: %v, want 403", err)
+				}
+				if out, _, code := s.exec(sess.ID, "", nil, "cat", f.Name()); code == 0 || strings.Contains(out, secret) {
+					t.Errorf("a root-only host file is readable in the session: %q", out)
+				}
+			}
 			s.exec(sess.ID, "", nil, "sh", "-c", "mkdir -p /workspace/out/sub && echo a > /workspace/out/a && echo b > /workspace/out/sub/b && ln -s a /workspace/out/link")
 			rc, err := s.c.ReadFile(s.ctx(), sess.ID, "/workspace/out/sub/b")
 			must(t, err)

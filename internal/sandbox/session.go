@@ -11,6 +11,12 @@ import (
 type SessionOptions struct {
 	// Base is "host" or the absolute path of a root filesystem directory.
 	Base string
+	// UID and GID are the host's ids that the session's root (uid and gid
+	// 0 of its user namespace, the only ids mapped) stands for. A root
+	// server gives an unprivileged pair, so that a session owns none of
+	// the host's root-owned files; a server run as a user gives its own.
+	// Negative: the server's own ids.
+	UID, GID int
 	// DiskBytes sizes the tmpfs holding everything the session writes.
 	DiskBytes int64
 	// Hide are the host's top-level directories a "host" base shows empty.

@@ -23,6 +23,7 @@ func BenchmarkSessionCreateExec(b *testing.B) {
 	for b.Loop() {
 		start := time.Now()
 		s, err := StartSession(SessionOptions{
+			UID: 65534, GID: 65534,
 			Base: "host", DiskBytes: 64 << 20,
 			Hide:   []string{"/home", "/root", "/run", "/tmp", "/var/tmp", "/mnt", "/media"},
 			Limits: policy.Limits{Pids: 256, MemoryBytes: 256 << 20}, Degraded: map[policy.Wall]bool{policy.WallCgroup: true},

@@ -172,8 +172,23 @@ func startSession(o SessionOptions, plan *Plan, leaf *cgroup.Leaf) (*Session, er
 	}
 	defer null.Close()
 
-	// The server's death ends every session (Pdeathsig on init).
+	// The server's death ends every session (Pdeathsig on init). The
+	// session's root is uid 0 of its namespace, mapped to o.UID: init
+	// becomes it before it runs (and so holds every capability in its
+	// namespace, which it drops before any exec); overlayfs also needs
+	// the mounter to be the namespace's root on some kernels.
 	attr := initAttr()
+	uid, gid := o.UID, o.GID
+	if uid < 0 {
+		uid = os.Getuid()
+	}
+	if gid < 0 {
+		gid = os.Getgid()
+	}
+	attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: uid, Size: 1}}
+	attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: gid, Size: 1}}
+	attr.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
+	attr.AmbientCaps = nil
 	pid, err := syscall.ForkExec("/proc/self/exe", []string{InitArg0}, &syscall.ProcAttr{
 		Env:   []string{},
 		Files: []uintptr{null.Fd(), null.Fd(), null.Fd(), planR.Fd(), there.Fd()},

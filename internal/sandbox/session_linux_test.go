@@ -47,7 +47,15 @@ func startTestSession(t *testing.T, base string) (s *Session, overlaid bool) {
 		// which the user must ask for (tested in TestSessionNeedsCgroup).
 		degraded[policy.WallCgroup] = true
 	}
+	// As root, a session over the host base stands for nobody on the host
+	// (as cordon serve's do); over a base directory, for root.
+	uid, gid := -1, -1
+	if os.Geteuid() == 0 && base == "host" {
+		uid, gid = 65534, 65534
+	}
 	s, err := StartSession(SessionOptions{
+		UID:       uid,
+		GID:       gid,
 		Base:      base,
 		DiskBytes: 64 << 20,
 		Hide:      []string{"/home", "/root", "/run", "/tmp", "/var/tmp", "/mnt", "/media"},
@@ -149,6 +157,23 @@ func TestSessionHostBase(t *testing.T) {
 	run(t, s, "", "/bin/bash", "-c", "echo X > /dev/tcp/127.0.0.1/"+port)
 	if got := ln.Knock(t, "M"); len(got) != 1 {
 		t.Errorf("the host's 127.0.0.1:%s took %q; only the host's own knock was expected", port, got)
+	}
+	// The session is root of its namespace; as root's server's session
+	// over the host base it owns none of root's files on the host.
+	if out, _, _ := run(t, s, "", "/bin/sh", "-c", "id -u"); out != "0\n" {
+		t.Errorf("id -u in the session: %q, want 0", out)
+	}
+	if os.Geteuid() == 0 {
+		f, err := os.CreateTemp("/usr/local/share", "cordon-root-only-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer os.Remove(f.Name())
+		f.WriteString("root only\n")
+		f.Close()
+		if out, errs, code := run(t, s, "", "/bin/cat", f.Name()); code == 0 || strings.Contains(out, "root only") {
+			t.Errorf("a root-only host file is readable in the session: %q %q", out, errs)
+		}
 	}
 	// A command that does not exist.
 	if _, err := s.Exec(SessionExec{Argv: []string{"no-such-command"}, Env: []string{"PATH=/usr/bin:/bin"}}); err == nil {

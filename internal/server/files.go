@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"syscall"
 
+	"github.com/cordon-sandbox/cordon/client"
+	"github.com/cordon-sandbox/cordon/internal/session"
 	"github.com/cordon-sandbox/cordon/internal/session/files"
 )
 
@@ -22,23 +24,27 @@ func classifyFiles(err error) (int, string, bool) {
 		return http.StatusBadRequest, "bad_request", true
 	case errors.Is(err, fs.ErrNotExist):
 		return http.StatusNotFound, "not_found", true
+	case errors.Is(err, fs.ErrPermission):
+		// What the session's user could not do either.
+		return http.StatusForbidden, "forbidden", true
 	}
 	return 0, "", false
 }
 
-// root opens the session's root and the request's path.
-func (s *Server) root(w http.ResponseWriter, r *http.Request) (*os.Root, string, bool) {
+// root opens the session's root and the request's path, and says whom the
+// session's files belong to (the handlers act as them: asOwner).
+func (s *Server) root(w http.ResponseWriter, r *http.Request) (*os.Root, string, session.Owner, bool) {
 	p := r.URL.Query().Get("path")
 	if p == "" {
 		s.fail(w, badRequest("path: required, the absolute path of a file in the session (?path=/workspace/a.txt)"))
-		return nil, "", false
+		return nil, "", session.Owner{}, false
 	}
-	root, err := s.m.Root(r.PathValue("id"))
+	root, owner, err := s.m.Root(r.PathValue("id"))
 	if err != nil {
 		s.fail(w, err)
-		return nil, "", false
+		return nil, "", session.Owner{}, false
 	}
-	return root, p, true
+	return root, p, owner, true
 }
 
 func (s *Server) putFile(w http.ResponseWriter, r *http.Request) {
@@ -55,12 +61,12 @@ func (s *Server) putFile(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, &http.MaxBytesError{Limit: s.opts.MaxFileBytes})
 		return
 	}
-	root, p, ok := s.root(w, r)
+	root, p, owner, ok := s.root(w, r)
 	if !ok {
 		return
 	}
 	defer root.Close()
-	if err := files.Write(root, p, r.Body, mode, s.opts.MaxFileBytes); err != nil {
+	if err := asOwner(owner, func() error { return files.Write(root, p, r.Body, mode, s.opts.MaxFileBytes) }); err != nil {
 		s.fail(w, err)
 		return
 	}
@@ -68,12 +74,17 @@ func (s *Server) putFile(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getFile(w http.ResponseWriter, r *http.Request) {
-	root, p, ok := s.root(w, r)
+	root, p, owner, ok := s.root(w, r)
 	if !ok {
 		return
 	}
 	defer root.Close()
-	f, info, err := files.Open(root, p)
+	var f *os.File
+	var info os.FileInfo
+	err := asOwner(owner, func() (err error) {
+		f, info, err = files.Open(root, p)
+		return err
+	})
 	if err != nil {
 		s.fail(w, err)
 		return
@@ -87,12 +98,16 @@ func (s *Server) getFile(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) statFile(w http.ResponseWriter, r *http.Request) {
-	root, p, ok := s.root(w, r)
+	root, p, owner, ok := s.root(w, r)
 	if !ok {
 		return
 	}
 	defer root.Close()
-	fi, err := files.Stat(root, p)
+	var fi client.FileInfo
+	err := asOwner(owner, func() (err error) {
+		fi, err = files.Stat(root, p)
+		return err
+	})
 	if err != nil {
 		s.fail(w, err)
 		return
@@ -101,12 +116,16 @@ func (s *Server) statFile(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listDir(w http.ResponseWriter, r *http.Request) {
-	root, p, ok := s.root(w, r)
+	root, p, owner, ok := s.root(w, r)
 	if !ok {
 		return
 	}
 	defer root.Close()
-	l, err := files.List(root, p)
+	var l client.DirList
+	err := asOwner(owner, func() (err error) {
+		l, err = files.List(root, p)
+		return err
+	})
 	if err != nil {
 		s.fail(w, err)
 		return
@@ -115,7 +134,7 @@ func (s *Server) listDir(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) putArchive(w http.ResponseWriter, r *http.Request) {
-	root, p, ok := s.root(w, r)
+	root, p, owner, ok := s.root(w, r)
 	if !ok {
 		return
 	}
@@ -124,7 +143,9 @@ func (s *Server) putArchive(w http.ResponseWriter, r *http.Request) {
 	if spool == "" {
 		spool = os.TempDir()
 	}
-	if err := files.ExtractTar(root, p, r.Body, s.opts.MaxArchiveBytes, spool); err != nil {
+	// The spool must be writable by the session's owner (cordon serve
+	// gives it to them).
+	if err := asOwner(owner, func() error { return files.ExtractTar(root, p, r.Body, s.opts.MaxArchiveBytes, spool) }); err != nil {
 		s.fail(w, err)
 		return
 	}
@@ -132,27 +153,34 @@ func (s *Server) putArchive(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getArchive(w http.ResponseWriter, r *http.Request) {
-	root, p, ok := s.root(w, r)
+	root, p, owner, ok := s.root(w, r)
 	if !ok {
 		return
 	}
 	defer root.Close()
-	// Checked first, while the answer can still be an error.
-	fi, err := files.Stat(root, p)
+	var streamErr error
+	err := asOwner(owner, func() error {
+		// Checked first, while the answer can still be an error.
+		fi, err := files.Stat(root, p)
+		if err != nil {
+			return err
+		}
+		if fi.Type != "dir" {
+			return badRequest("path %q: not a directory (GET files for a single file)", p)
+		}
+		w.Header().Set("Content-Type", "application/x-tar")
+		w.WriteHeader(http.StatusOK)
+		streamErr = files.WriteTar(root, p, w)
+		return nil
+	})
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
-	if fi.Type != "dir" {
-		s.fail(w, badRequest("path %q: not a directory (GET files for a single file)", p))
-		return
-	}
-	w.Header().Set("Content-Type", "application/x-tar")
-	w.WriteHeader(http.StatusOK)
-	if err := files.WriteTar(root, p, w); err != nil {
+	if streamErr != nil {
 		// Too late for a status: cut the connection, so that the
 		// client sees a broken transfer rather than a short archive.
-		s.opts.Log("archive of %s in %s: %v", p, r.PathValue("id"), err)
+		s.opts.Log("archive of %s in %s: %v", p, r.PathValue("id"), streamErr)
 		panic(http.ErrAbortHandler)
 	}
 }

@@ -1004,21 +1004,29 @@ func (m *Manager) Events(id string, follow bool) ([]client.Event, *Subscription,
 	return past, sub, nil
 }
 
-// Root opens a running session's root directory for file operations.
-func (m *Manager) Root(id string) (*os.Root, error) {
+// Root opens a running session's root directory for file operations, and
+// says whom its files belong to.
+func (m *Manager) Root(id string) (*os.Root, Owner, error) {
 	s, err := m.running(id)
 	if err != nil {
-		return nil, err
+		return nil, Owner{}, err
 	}
 	s.mu.Lock()
 	box := s.box
 	s.mu.Unlock()
 	r, err := box.Root()
 	if err != nil {
-		return nil, fmt.Errorf("opening the session's root: %w", err)
+		return nil, Owner{}, fmt.Errorf("opening the session's root: %w", err)
 	}
-	return r, nil
+	o := Owner{UID: -1, GID: -1}
+	if ob, ok := box.(Owned); ok {
+		o.UID, o.GID = ob.Owner()
+	}
+	return r, o, nil
 }
+
+// Owner is whom a session's files belong to on the host (see Owned).
+type Owner struct{ UID, GID int }
 
 // Execution is one exec of a session: its process, and what the Manager
 // records of it. The server streams its output; the Manager waits for it.

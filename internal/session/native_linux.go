@@ -45,11 +45,12 @@ var HostHidden = []string{"/home", "/root", "/run", "/tmp", "/var/tmp", "/mnt", 
 // one session's policy is in another's warm session: a shape is everything
 // that is fixed at start (base, size, masks, degraded walls, hostname).
 type native struct {
-	warm   int
-	mu     sync.Mutex
-	pools  map[shape]*pool
-	order  []shape // least recently used first
-	closed bool
+	warm     int
+	uid, gid int // a root server's sessions over the host base: WithSessionUser
+	mu       sync.Mutex
+	pools    map[shape]*pool
+	order    []shape // least recently used first
+	closed   bool
 }
 
 // shape is what a warm session must match to be taken.
@@ -72,13 +73,19 @@ const maxShapes = 4
 // NativeOption configures NewNative.
 type NativeOption func(*native)
 
+// WithSessionUser sets the host uid and gid that a root server's sessions
+// over the "host" base run as (default 65534:65534, nobody).
+func WithSessionUser(uid, gid int) NativeOption {
+	return func(r *native) { r.uid, r.gid = uid, gid }
+}
+
 // WithWarm keeps n sessions started ahead of need for each recent shape
 // (0: none; the default is 2).
 func WithWarm(n int) NativeOption { return func(r *native) { r.warm = n } }
 
 // NewNative is the native runtime.
 func NewNative(opts ...NativeOption) Runtime {
-	r := &native{warm: 2, pools: map[shape]*pool{}}
+	r := &native{warm: 2, pools: map[shape]*pool{}, uid: 65534, gid: 65534}
 	for _, o := range opts {
 		o(r)
 	}
@@ -95,21 +102,31 @@ func (*native) Available() error {
 }
 
 func (r *native) Create(ctx context.Context, spec Spec) (Box, error) {
-	o := options(spec)
+	o := options(spec, r.uid, r.gid)
 	k := shapeOf(o)
 	if s := r.take(k, o); s != nil {
-		return &nativeBox{s: s}, nil
+		return &nativeBox{s: s, uid: o.UID, gid: o.GID}, nil
 	}
 	s, err := sandbox.StartSession(o)
 	if err != nil {
 		return nil, err
 	}
-	return &nativeBox{s: s}, nil
+	return &nativeBox{s: s, uid: o.UID, gid: o.GID}, nil
 }
 
 // options is the sandbox session for spec.
-func options(spec Spec) sandbox.SessionOptions {
+//
+// Whom the session's root stands for on the host: for a server run as a
+// user, that user. For a root server over the "host" base, the
+// unprivileged uid and gid (WithSessionUser): the session then owns none
+// of the host's root-owned files, which it could otherwise read. Over a
+// base directory, root: the operator's root filesystem, owned by root, is
+// then the session's to change (in its throwaway layer), and nothing of
+// the host is in it.
+func options(spec Spec, uid, gid int) sandbox.SessionOptions {
 	o := sandbox.SessionOptions{
+		UID:       -1,
+		GID:       -1,
 		Base:      spec.Base,
 		DiskBytes: spec.DiskBytes,
 		Limits:    spec.Policy.Limits,
@@ -126,6 +143,12 @@ func options(spec Spec) sandbox.SessionOptions {
 		o.Hide = HostHidden
 		o.Masks = hostMasks(spec.Policy.Masks)
 	}
+	if os.Geteuid() == 0 {
+		o.UID, o.GID = 0, 0
+		if spec.Base == "host" {
+			o.UID, o.GID = uid, gid
+		}
+	}
 	return o
 }
 
@@ -140,6 +163,7 @@ func shapeOf(o sandbox.SessionOptions) shape {
 			fmt.Fprintf(&degraded, "%v,", w)
 		}
 	}
+	fmt.Fprintf(&masks, "ids %d:%d\n", o.UID, o.GID)
 	return shape{base: o.Base, hostname: o.Hostname, masks: masks.String(), degraded: degraded.String(), disk: o.DiskBytes}
 }
 
@@ -273,7 +297,14 @@ func (*native) Sweep(stateDir string) error {
 	return nil
 }
 
-type nativeBox struct{ s *sandbox.Session }
+type nativeBox struct {
+	s        *sandbox.Session
+	uid, gid int // the host's ids of the session's root; -1: the server's
+}
+
+// Owner is whom the session's files belong to on the host: the server
+// acts as them in the session's root (see internal/server).
+func (b *nativeBox) Owner() (uid, gid int) { return b.uid, b.gid }
 
 func (b *nativeBox) Exec(ctx context.Context, e Exec) (Process, error) {
 	p, err := b.s.Exec(sandbox.SessionExec{Argv: e.Argv, Env: e.Env, Cwd: e.Cwd, TTY: e.TTY, Rows: e.Rows, Cols: e.Cols})

@@ -16,6 +16,9 @@ type NativeOption func()
 // WithWarm does nothing off Linux.
 func WithWarm(n int) NativeOption { return func() {} }
 
+// WithSessionUser does nothing off Linux.
+func WithSessionUser(uid, gid int) NativeOption { return func() {} }
+
 // NewNative is the native runtime, which needs Linux.
 func NewNative(opts ...NativeOption) Runtime { return native{} }
 

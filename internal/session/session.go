@@ -68,6 +68,14 @@ type Box interface {
 	Destroy() error
 }
 
+// Owned is a Box whose files belong on the host to other ids than the
+// server's: the server acts as them (its filesystem ids) when it works in
+// the box's root, so that what it makes is theirs and what they cannot
+// read, it does not read for them. -1: the server's own.
+type Owned interface {
+	Owner() (uid, gid int)
+}
+
 // Exec is one process to start in a box.
 type Exec struct {
 	Argv []string
