@@ -254,6 +254,19 @@ func TestServeSession(t *testing.T) {
 			if res.Code != 0 || !strings.Contains(tty.String(), "/dev/pts/") || !strings.Contains(tty.String(), "30 90") {
 				t.Errorf("tty exec: %d %q", res.Code, tty.String())
 			}
+			// A child left in the background holding the output does not
+			// hold the exec's answer: it ends once the process has, and
+			// what the process wrote is all there, with or without a
+			// terminal.
+			for _, tty := range []bool{false, true} {
+				var bg bytes.Buffer
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				res, err := s.c.Exec(ctx, sess.ID, client.ExecRequest{Argv: []string{"sh", "-c", "sleep 300 & echo before-exit"}, TTY: tty}, client.ExecIO{Stdout: &bg})
+				cancel()
+				if err != nil || res.Code != 0 || !strings.Contains(bg.String(), "before-exit") {
+					t.Errorf("exec (tty %v) leaving a child in the background: %+v %v %q", tty, res, err, bg.String())
+				}
+			}
 			// Not found is 127, as in a shell.
 			if _, _, code := s.exec(sess.ID, "", nil, "no-such-command-here"); code != 127 {
 				t.Errorf("a missing command: %d, want 127", code)

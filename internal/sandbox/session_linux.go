@@ -450,7 +450,17 @@ func (p *SessionProc) Resize(rows, cols uint16) error {
 	if !p.tty || p.Stdout == nil {
 		return errors.New("the process has no terminal")
 	}
-	return setWindow(int(p.Stdout.Fd()), &Window{Rows: rows, Cols: cols})
+	// Through SyscallConn: Fd would put the terminal back in blocking
+	// mode, out of Go's poller.
+	rc, err := p.Stdout.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var werr error
+	if err := rc.Control(func(fd uintptr) { werr = setWindow(int(fd), &Window{Rows: rows, Cols: cols}) }); err != nil {
+		return err
+	}
+	return werr
 }
 
 // read takes init's messages until it goes: starts, refusals and exits of
@@ -478,6 +488,10 @@ func (s *Session) read() {
 					p.started <- internal("the session sent no terminal")
 					continue
 				}
+				// Non-blocking, so that Go polls it: a read blocked on
+				// it can then be ended (a deadline, Close) even while a
+				// child left in the background holds the terminal.
+				unix.SetNonblock(fd, true)
 				master := os.NewFile(uintptr(fd), "pty")
 				p.Stdin, p.Stdout = master, master
 			} else {
