@@ -83,7 +83,7 @@ state directory) and sessions/ID, one directory per session. At start, what
 a server that died left there, and its sessions' cgroups, are removed.
 
 Bases: a session's root is "host" (this machine's root, read-only, with
-/home, /root, /run, /tmp and the credential stores hidden) or a root
+/home, /root, /run, /tmp, /var/lib, /var/log and the like hidden) or a root
 filesystem in a directory below a --base-dir (by default STATE/bases). To
 make a Debian one:
 
@@ -98,9 +98,15 @@ runsc is installed (CGO_ENABLED=0 go install gvisor.dev/gvisor/runsc@latest)
 and the server runs as root. GET /v1/health says which runtimes can run
 here, and why not.
 
---warm keeps a few sessions made ahead: a request that takes the defaults
-(native, host, the default profile, no inline policy, the default limits)
-gets one at once, and another is made behind it.
+--warm keeps a few native sessions started ahead of need for each shape of
+session asked for lately (base, size, masks): a create takes one at once,
+gives it its limits and gateway, and another is started 250 ms later.
+
+Whom sessions run as: root of their own user namespace, with no capability.
+For a root server, over the host base that root stands for an unprivileged
+host uid (--session-user, nobody by default), so that a session owns none of
+the host's root-owned files; over a base directory, for root. A server run
+as a user runs its sessions as itself. The files API acts as the same user.
 
 SIGINT or SIGTERM stops the server: it stops accepting, ends every session,
 and exits 0. It writes one line on stderr for each session created, deleted
