@@ -42,10 +42,14 @@ func startTestSession(t *testing.T, base string) (s *Session, overlaid bool) {
 		t.Logf(format, args...)
 	}
 	degraded := map[policy.Wall]bool{}
+	limits := policy.Limits{Pids: 256, MemoryBytes: 256 << 20}
 	if os.Geteuid() != 0 {
 		// No delegated cgroup here for a plain uid: limits by rlimits,
 		// which the user must ask for (tested in TestSessionNeedsCgroup).
+		// No memory limit then: RLIMIT_DATA would also bound init, and
+		// the race detector's runtime in it needs far more address space.
 		degraded[policy.WallCgroup] = true
+		limits.MemoryBytes = 0
 	}
 	// As root, a session over the host base stands for nobody on the host
 	// (as cordon serve's do); over a base directory, for root.
@@ -60,7 +64,7 @@ func startTestSession(t *testing.T, base string) (s *Session, overlaid bool) {
 		DiskBytes: 64 << 20,
 		Hide:      []string{"/home", "/root", "/run", "/tmp", "/var/tmp", "/mnt", "/media"},
 		Masks:     []policy.Entry{{Path: "/etc/shadow", Kind: policy.File}},
-		Limits:    policy.Limits{Pids: 256, MemoryBytes: 256 << 20},
+		Limits:    limits,
 		Degraded:  degraded,
 		Listen:    []uint16{3128},
 		Serve: func(port uint16, l net.Listener) {
