@@ -8,5 +8,9 @@
 //
 // The native runtime (native_linux.go) builds on internal/sandbox's
 // session mode: an init that stays up as PID 1 of the box, with the walls
-// of `cordon run` raised on itself, starting each exec it is asked for.
+// of `cordon run` raised on itself, starting each exec it is asked for; it
+// keeps a few boxes started ahead of need. The gvisor runtime
+// (gvisor_linux.go) runs each box as a runsc sandbox. A box that is Owned
+// says whom its files belong to on the host, and the server acts as them
+// in its root.
 package session
