@@ -36,27 +36,8 @@ type server struct {
 	args   []string
 	cmd    *exec.Cmd
 	exited chan struct{} // closed once cmd is reaped
-	stderr *syncBuffer
+	stderr *lockedBuffer
 	c      *client.Client
-}
-
-// syncBuffer is a bytes.Buffer safe for the server's writes and the
-// test's reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startServer starts cordon serve as u with extra flags and waits until it
@@ -88,7 +69,7 @@ func (s *server) start() {
 	t.Helper()
 	s.cmd = s.u.Command(cordonBin, s.args...)
 	s.cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + s.dir, "XDG_RUNTIME_DIR=" + s.dir}
-	s.stderr = &syncBuffer{}
+	s.stderr = &lockedBuffer{}
 	s.cmd.Stdout, s.cmd.Stderr = s.stderr, s.stderr
 	if err := s.cmd.Start(); err != nil {
 		t.Fatalf("starting cordon serve: %v", err)

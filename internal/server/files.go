@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"syscall"
 
-	"github.com/cordon-sandbox/cordon/client"
 	"github.com/cordon-sandbox/cordon/internal/session"
 	"github.com/cordon-sandbox/cordon/internal/session/files"
 )
@@ -98,39 +97,31 @@ func (s *Server) getFile(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) statFile(w http.ResponseWriter, r *http.Request) {
-	root, p, owner, ok := s.root(w, r)
-	if !ok {
-		return
-	}
-	defer root.Close()
-	var fi client.FileInfo
-	err := asOwner(owner, func() (err error) {
-		fi, err = files.Stat(root, p)
-		return err
-	})
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, fi)
+	answerAsOwner(s, w, r, files.Stat)
 }
 
 func (s *Server) listDir(w http.ResponseWriter, r *http.Request) {
+	answerAsOwner(s, w, r, files.List)
+}
+
+// answerAsOwner answers with what f says of the request's path, in the
+// session's root, acting as the session's owner.
+func answerAsOwner[T any](s *Server, w http.ResponseWriter, r *http.Request, f func(*os.Root, string) (T, error)) {
 	root, p, owner, ok := s.root(w, r)
 	if !ok {
 		return
 	}
 	defer root.Close()
-	var l client.DirList
+	var v T
 	err := asOwner(owner, func() (err error) {
-		l, err = files.List(root, p)
+		v, err = f(root, p)
 		return err
 	})
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, l)
+	writeJSON(w, http.StatusOK, v)
 }
 
 func (s *Server) putArchive(w http.ResponseWriter, r *http.Request) {
