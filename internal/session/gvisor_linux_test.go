@@ -1043,9 +1043,10 @@ func benchExec(b *testing.B, box Box) {
 	p.Close()
 }
 
-// BenchmarkGVisorCreateFirstExec is a box made, one exec run in it, and
-// the box destroyed; it reports the parts and the idle box's memory.
-func BenchmarkGVisorCreateFirstExec(b *testing.B) {
+// benchRuntime is the gvisor runtime and a state directory for a
+// benchmark, removed when it ends; or a skip saying why not.
+func benchRuntime(b *testing.B) (*gvisor, string) {
+	b.Helper()
 	cordontest.RequireRoot(b)
 	g := NewGVisor(findRunsc(b)).(*gvisor)
 	if err := g.Available(); err != nil {
@@ -1055,8 +1056,15 @@ func BenchmarkGVisorCreateFirstExec(b *testing.B) {
 	if err != nil {
 		b.Skip(err)
 	}
-	defer os.RemoveAll(state)
+	b.Cleanup(func() { os.RemoveAll(state) })
 	os.Mkdir(filepath.Join(state, "sessions"), 0o700)
+	return g, state
+}
+
+// BenchmarkGVisorCreateFirstExec is a box made, one exec run in it, and
+// the box destroyed; it reports the parts and the idle box's memory.
+func BenchmarkGVisorCreateFirstExec(b *testing.B) {
+	g, state := benchRuntime(b)
 	var first, destroy time.Duration
 	var mem int64
 	for b.Loop() {
@@ -1078,17 +1086,7 @@ func BenchmarkGVisorCreateFirstExec(b *testing.B) {
 
 // BenchmarkGVisorExec is one exec of /bin/true in a running box.
 func BenchmarkGVisorExec(b *testing.B) {
-	cordontest.RequireRoot(b)
-	g := NewGVisor(findRunsc(b)).(*gvisor)
-	if err := g.Available(); err != nil {
-		b.Skipf("gvisor is not available: %v", err)
-	}
-	state, err := os.MkdirTemp("/var/lib", "cordon-gvisor-bench-")
-	if err != nil {
-		b.Skip(err)
-	}
-	defer os.RemoveAll(state)
-	os.Mkdir(filepath.Join(state, "sessions"), 0o700)
+	g, state := benchRuntime(b)
 	box := benchBox(b, g, state)
 	defer box.Destroy()
 	for b.Loop() {
