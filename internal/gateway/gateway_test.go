@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -708,15 +710,29 @@ func countFDs(t testing.TB) int {
 	return len(ents)
 }
 
+// TestLargeTransfer moves 64 MiB down and 32 MiB up through the gateway,
+// as plain HTTP and through CONNECT, and checks every byte: the relay's
+// buffers are lent per read and reused, so a buffer given back too early
+// or written twice shows here. Afterwards no large buffer is still lent.
 func TestLargeTransfer(t *testing.T) {
-	const size = 64 << 20
+	const size, upSize = 64 << 20, 32 << 20
+	want := sha256.New()
+	io.CopyN(want, pattern(1), size)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			h := sha256.New()
+			n, err := io.Copy(h, r.Body)
+			fmt.Fprintf(w, "%d %v %x", n, err, h.Sum(nil))
+			return
+		}
 		w.Header().Set("Content-Length", fmt.Sprint(size))
-		io.CopyN(w, zeros{}, size)
+		io.CopyN(w, pattern(1), size)
 	}))
 	defer srv.Close()
 	port := portOf(t, srv.Listener.Addr().String())
 	tg := startGateway(t, Config{Rules: rules(t, []string{"127.0.0.1:" + port}, nil)})
+	upWant := sha256.New()
+	io.CopyN(upWant, pattern(2), upSize)
 	for _, viaConnect := range []bool{false, true} {
 		cl := tg.client(nil)
 		if viaConnect {
@@ -729,19 +745,80 @@ func TestLargeTransfer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		n, err := io.Copy(io.Discard, resp.Body)
+		got := sha256.New()
+		n, err := io.Copy(got, resp.Body)
 		resp.Body.Close()
 		if err != nil || n != size {
-			t.Fatalf("got %d bytes, %v; want %d", n, err, size)
+			t.Fatalf("connect=%v: got %d bytes, %v; want %d", viaConnect, n, err, size)
 		}
+		if !bytes.Equal(got.Sum(nil), want.Sum(nil)) {
+			t.Fatalf("connect=%v: the %d bytes that came down differ from those sent", viaConnect, size)
+		}
+		resp, err = cl.Post("http://127.0.0.1:"+port+"/", "application/octet-stream", io.LimitReader(pattern(2), upSize))
+		if err != nil {
+			t.Fatal(err)
+		}
+		answer, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if w := fmt.Sprintf("%d <nil> %x", upSize, upWant.Sum(nil)); string(answer) != w {
+			t.Fatalf("connect=%v: the server got %q, want %q", viaConnect, answer, w)
+		}
+	}
+	if n := bulkLent.Load(); n != 0 {
+		t.Errorf("%d large buffers still lent after the transfers", n)
 	}
 }
 
-type zeros struct{}
+// pattern is an endless stream of bytes that differ from one position to
+// the next, the same for the same seed.
+func pattern(seed uint64) io.Reader {
+	return rand.NewChaCha8([32]byte{byte(seed)})
+}
 
-func (zeros) Read(p []byte) (int, error) {
-	clear(p)
-	return len(p), nil
+// TestBufferLending: large buffers are lent only while fewer than maxBulk
+// are out, then small ones; a transfer goes bulk once a read fills its
+// buffer and back once one finds what a small buffer holds.
+func TestBufferLending(t *testing.T) {
+	var lent []*[]byte
+	for range maxBulk {
+		bp := getBuf(true)
+		if len(*bp) != bulkBuf {
+			t.Fatalf("got a %d-byte buffer with %d large ones lent, want %d", len(*bp), len(lent), bulkBuf)
+		}
+		lent = append(lent, bp)
+	}
+	if bp := getBuf(true); len(*bp) != smallBuf {
+		t.Errorf("with %d large buffers lent, got %d bytes, want a small buffer", maxBulk, len(*bp))
+	} else {
+		lent = append(lent, bp)
+	}
+	if bp := getBuf(false); len(*bp) != smallBuf {
+		t.Errorf("asked for a small buffer, got %d bytes", len(*bp))
+	} else {
+		lent = append(lent, bp)
+	}
+	for _, bp := range lent {
+		putBuf(bp)
+	}
+	if n := bulkLent.Load(); n != 0 {
+		t.Errorf("%d large buffers lent after all came back", n)
+	}
+	for _, c := range []struct {
+		bulk    bool
+		n, size int
+		want    bool
+	}{
+		{false, smallBuf, smallBuf, true},      // a full small read: bulk
+		{false, smallBuf - 1, smallBuf, false}, // a short one: not
+		{true, bulkBuf, bulkBuf, true},
+		{true, smallBuf + 1, bulkBuf, true}, // more than a small buffer holds: still bulk
+		{true, smallBuf, bulkBuf, false},    // no more than that: back to small
+		{true, smallBuf, smallBuf, true},    // the cap gave a small one, and it filled
+	} {
+		if got := nextBulk(c.bulk, c.n, c.size); got != c.want {
+			t.Errorf("nextBulk(%v, %d, %d) = %v, want %v", c.bulk, c.n, c.size, got, c.want)
+		}
+	}
 }
 
 func FuzzReadHead(f *testing.F) {

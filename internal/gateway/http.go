@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -253,19 +252,13 @@ func (f *flushBeforeRead) Read(p []byte) (int, error) {
 	return f.ReadCloser.Read(p)
 }
 
-// bodyWriter copies an answer's body through large pooled buffers rather
-// than io.Copy's 32 KiB.
+// bodyWriter copies an answer's body through the relay's lent buffers
+// (large ones while the body comes in bulk) rather than io.Copy's 32 KiB.
 type bodyWriter struct{ w *bufio.Writer }
 
 func (b bodyWriter) Write(p []byte) (int, error) { return b.w.Write(p) }
 
-func (b bodyWriter) ReadFrom(r io.Reader) (int64, error) {
-	bp := bodyBufs.Get().(*[]byte)
-	defer bodyBufs.Put(bp)
-	return io.CopyBuffer(struct{ io.Writer }{b.w}, struct{ io.Reader }{r}, *bp)
-}
-
-var bodyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+func (b bodyWriter) ReadFrom(r io.Reader) (int64, error) { return copyBulk(b.w, r) }
 
 // parseAbsolute splits an absolute-form http:// target. The authority is
 // canonicalised once, by ParseHost; userinfo is refused.

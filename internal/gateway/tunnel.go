@@ -15,10 +15,10 @@ import (
 // tunnel relays bytes both ways between the sandbox's connection and the
 // destination's.
 //
-// An idle tunnel holds no buffer: each direction first waits for its
-// source to be readable, asks how much is there (SIOCINQ), and only then
-// takes a pooled buffer, reads what is waiting and writes it out. What an
-// idle tunnel costs is its two goroutines' stacks.
+// An idle tunnel holds no buffer: each direction waits for its source to
+// be readable, and only then takes a pooled buffer, reads what is waiting
+// and writes it out. What an idle tunnel costs is its two goroutines'
+// stacks.
 type tunnel struct {
 	idle time.Duration
 	last atomic.Int64 // unix nanoseconds of the last byte either way
@@ -88,7 +88,7 @@ func (t *tunnel) pump(dst, src net.Conn, scan *canary.Stream) (int64, error) {
 	var err error
 	s, ok1 := src.(*net.TCPConn)
 	d, ok2 := dst.(*net.TCPConn)
-	if ok1 && ok2 && canPeek {
+	if ok1 && ok2 && canReadRaw {
 		n, err = t.move(d, s, scan)
 	} else {
 		n, err = t.copy(dst, src, scan)
@@ -114,62 +114,33 @@ func (t *tunnel) move(dst, src *net.TCPConn, scan *canary.Stream) (int64, error)
 		return 0, err
 	}
 	var total int64
+	bulk := false
 	for {
 		src.SetReadDeadline(time.Now().Add(t.idle))
-		avail, err := readable(rc)
+		bp, n, err := readRaw(rc, bulk)
 		if errors.Is(err, os.ErrDeadlineExceeded) && !t.quiet() {
 			continue // the other direction is busy
 		}
 		if err != nil {
 			return total, err
 		}
-		if avail == 0 {
+		if bp == nil {
 			return total, nil // EOF
 		}
-		dst.SetWriteDeadline(time.Now().Add(t.idle))
-		n, err := moveThrough(dst, src, avail, scan)
-		total += n
-		if n > 0 {
-			t.touch()
-		}
-		if err != nil {
+		bulk = nextBulk(bulk, n, len(*bp))
+		t.touch()
+		if err := scanned(scan, (*bp)[:n], "tunnel"); err != nil {
+			putBuf(bp)
 			return total, err
 		}
-	}
-}
-
-// Buffers taken only while bytes move: small ones for what a request or an
-// answer usually is, large ones for bulk transfers, where fewer system
-// calls matter most.
-var (
-	smallBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
-	bulkBufs  = sync.Pool{New: func() any { b := make([]byte, 4<<20); return &b }}
-)
-
-// moveThrough moves what src has waiting (avail bytes, or more) to dst
-// through a pooled buffer. It copies rather than splices: measured on the
-// machines Cordon is tested on, a read and a write cost half the CPU of
-// Go's splice through its pipe, and moved bytes faster (docs/BENCHMARKS.md).
-func moveThrough(dst, src *net.TCPConn, avail int, scan *canary.Stream) (int64, error) {
-	pool := &smallBufs
-	if avail > 64<<10 {
-		pool = &bulkBufs
-	}
-	bp := pool.Get().(*[]byte)
-	defer pool.Put(bp)
-	n, err := src.Read(*bp)
-	if err := scanned(scan, (*bp)[:n], "tunnel"); err != nil {
-		return 0, err
-	}
-	if n > 0 {
-		if w, werr := dst.Write((*bp)[:n]); werr != nil {
-			return int64(w), werr
+		dst.SetWriteDeadline(time.Now().Add(t.idle))
+		w, werr := dst.Write((*bp)[:n])
+		putBuf(bp)
+		total += int64(w)
+		if werr != nil {
+			return total, werr
 		}
 	}
-	if errors.Is(err, io.EOF) {
-		err = nil // the next readiness check sees the end
-	}
-	return int64(n), err
 }
 
 // copyBufs are the buffers of the fallback path, taken only while bytes

@@ -6,38 +6,44 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// canPeek: readable can wait for a socket and say how much it holds.
-const canPeek = true
+// canReadRaw: readRaw can wait for a socket and read it with a buffer taken
+// only once bytes are there.
+const canReadRaw = true
 
-// readable waits until the socket has bytes or has ended, and returns how
-// many bytes wait to be read: 0 at EOF.
-func readable(rc interface {
+// readRaw waits until the socket behind rc has bytes or has ended, then
+// reads what is there into a buffer from getBuf(bulk), lent only for the
+// read that finds bytes: a read that would block gives it back before
+// waiting. It returns the buffer (nil at EOF or on an error) and how many
+// bytes it holds. One read(2) per wakeup, as Go's own Read does.
+func readRaw(rc interface {
 	Read(func(fd uintptr) bool) error
-}) (int, error) {
-	var avail int
+}, bulk bool) (*[]byte, int, error) {
+	var bp *[]byte
+	var n int
 	var opErr error
 	err := rc.Read(func(fd uintptr) bool {
-		var b [1]byte
-		n, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-		switch {
-		case errors.Is(err, unix.EAGAIN):
-			return false // wait for the poller
-		case errors.Is(err, unix.EINTR):
-			return false
-		case err != nil:
-			opErr = err
-		case n == 0:
-			avail = 0
-		default:
-			avail, opErr = unix.IoctlGetInt(int(fd), unix.SIOCINQ)
-			if opErr == nil && avail < 1 {
-				avail = 1
+		bp = getBuf(bulk)
+		for {
+			n, opErr = unix.Read(int(fd), *bp)
+			if !errors.Is(opErr, unix.EINTR) {
+				break
 			}
+		}
+		if errors.Is(opErr, unix.EAGAIN) {
+			putBuf(bp)
+			bp = nil
+			return false // wait for the poller
 		}
 		return true
 	})
-	if err != nil {
-		return 0, err
+	if err == nil {
+		err = opErr
 	}
-	return avail, opErr
+	if err != nil || n <= 0 {
+		if bp != nil {
+			putBuf(bp)
+		}
+		return nil, 0, err
+	}
+	return bp, n, nil
 }

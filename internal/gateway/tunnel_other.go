@@ -4,11 +4,12 @@ package gateway
 
 import "errors"
 
-// canPeek: off Linux the relay reads into a buffer it holds while it waits.
-const canPeek = false
+// canReadRaw: off Linux the relay reads into a buffer it holds while it
+// waits.
+const canReadRaw = false
 
-func readable(interface {
+func readRaw(interface {
 	Read(func(fd uintptr) bool) error
-}) (int, error) {
-	return 0, errors.New("not on this OS")
+}, bool) (*[]byte, int, error) {
+	return nil, 0, errors.New("not on this OS")
 }
