@@ -17,6 +17,10 @@
 #   cordon-socks5   cordon run -- curl -x socks5h://127.0.0.1:1080
 #   srt-http        srt -c 'curl -x "$HTTP_PROXY"' (sandbox-runtime's proxy)
 #   srt-connect     the same with -p
+#   relay-floor     curl on the host through socat -b 4 MiB, a bare TCP
+#                   relay (no proxy protocol, no policy): one extra loopback
+#                   hop through a process, the least any relay adds. Its
+#                   cpu s is curl's alone (socat is not curl's child).
 # cordon runs with --allow-domain 127.0.0.1:PORT; srt with 127.0.0.1 in
 # allowedDomains. Both sandboxes put 127.0.0.1 in NO_PROXY, so curl is told
 # --noproxy '' and the proxy explicitly. "cpu s" is the user+system time of
@@ -79,12 +83,13 @@ if [[ ! -x $SRT ]] || [[ $("$SRT" --version 2>/dev/null) != "$SRT_VERSION" ]]; t
 fi
 
 tmp=$(mktemp -d /var/tmp/cordon-gwbench.XXXXXX)
-server=
+server= floor=
 cleanup() {
-	if [[ -n $server ]]; then
-		kill "$server" 2>/dev/null || true
-		wait "$server" 2>/dev/null || true
-	fi
+	local p
+	for p in $floor $server; do
+		kill "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -122,6 +127,15 @@ done
 ADDR=$(cat "$tmp/addr")
 URL=http://$ADDR/
 
+# The floor's relay: socat on a free loopback port, forwarding to the server.
+FLOOR_PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+socat -b 4194304 "TCP-LISTEN:$FLOOR_PORT,bind=127.0.0.1,reuseaddr,fork" "TCP:$ADDR" &
+floor=$!
+for _ in $(seq 100); do
+	(exec 3<>"/dev/tcp/127.0.0.1/$FLOOR_PORT") 2>/dev/null && break
+	sleep 0.1
+done
+
 # --- the ways -------------------------------------------------------------------
 CURL="curl -sS -o /dev/null -w %{speed_download}"
 cat >"$tmp/srt.json" <<EOF
@@ -143,6 +157,7 @@ if [[ -x $SRT ]]; then
 else
 	echo "srt: npm could not install @anthropic-ai/sandbox-runtime@$SRT_VERSION" >>"$RESULTS/skipped.txt"
 fi
+way relay-floor "$CURL --noproxy '*' http://127.0.0.1:$FLOOR_PORT/"
 
 # once ROUND I: one download the way names[I] says; appends "round way MB/s
 # wall user sys" to results/runs.txt. The command is run by bash -c, in the
