@@ -218,23 +218,26 @@ for line in open(path):
     runs.setdefault(way, {})[int(r)] = (float(rate), (float(user) + float(sys_)) * 2**30 / size)
 direct = runs.get("direct", {})
 d = statistics.median(v[0] for v in direct.values()) if direct else None
-print("| way | MB/s, median | min … max | × direct (medians) | × direct, per round: min … max | cpu s / GiB, median |")
-print("|---|---:|---:|---:|---:|---:|")
+floor = runs.get("relay-floor", {})
+print("| way | MB/s, median | min … max | × direct (medians) | × direct, per round: min … max | × relay-floor, per round: median (min … max) | cpu s / GiB, median |")
+print("|---|---:|---:|---:|---:|---:|---:|")
 for way in names:
     if way not in runs:
-        print(f"| {way} | — | | | | |")
+        print(f"| {way} | — | | | | | |")
         continue
+    fl = [runs[way][r][0] / floor[r][0] for r in runs[way] if r in floor]
+    fspan = f"{statistics.median(fl):.2f} ({min(fl):.2f} … {max(fl):.2f})" if fl else "—"
     rates = [v[0] for v in runs[way].values()]
     cpu = statistics.median(v[1] for v in runs[way].values())
     m = statistics.median(rates)
     per = [runs[way][r][0] / direct[r][0] for r in runs[way] if r in direct]
     ratio = f"{m / d:.3f}" if d else "—"
     span = f"{min(per):.3f} … {max(per):.3f}" if per else "—"
-    print(f"| {way} | {m:.0f} | {min(rates):.0f} … {max(rates):.0f} | {ratio} | {span} | {cpu:.2f} |")
+    print(f"| {way} | {m:.0f} | {min(rates):.0f} … {max(rates):.0f} | {ratio} | {span} | {fspan} | {cpu:.2f} |")
 print()
 print("MB/s is curl's speed_download (10^6 bytes a second); cpu s is user+system time of the")
 print("command and what it waited for (the server's excluded), scaled to 1 GiB; for the sandboxes")
-print("it includes their start and exit.")
+print("it includes their start and exit; for relay-floor it is curl's alone (socat's is not counted).")
 EOF
 
 # --- the Go benchmarks ------------------------------------------------------------
