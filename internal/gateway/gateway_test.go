@@ -22,6 +22,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -263,6 +264,215 @@ func TestPlainHTTP(t *testing.T) {
 	if resp.StatusCode != 403 || !strings.Contains(string(body), "--allow-domain other.test") {
 		t.Fatalf("second request to a host not allowed: %d %q", resp.StatusCode, body)
 	}
+}
+
+// TestPlainHTTPKeepAlive: requests without a body on one client
+// connection to the same destination share one upstream connection; a
+// body, another destination, a server that asks to close, or one that sent
+// more than its answer, each get a new one; a kept connection its server
+// closed is replaced without the client noticing; every request is still
+// audited.
+func TestPlainHTTPKeepAlive(t *testing.T) {
+	var conns, closed atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/close" {
+			w.Header().Set("Connection", "close")
+		}
+		body, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s %s %s", r.Method, r.URL.Path, body)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			conns.Add(1)
+		case http.StateClosed:
+			closed.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "other") }))
+	defer other.Close()
+	// sly answers its first connection's first request with a second,
+	// unasked-for answer behind the first, and every later one plainly.
+	sly := serveRaw(t, func(i int, c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			if _, err := http.ReadRequest(br); err != nil {
+				return
+			}
+			if i == 0 {
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged")
+				i = -1
+				continue
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh")
+		}
+	})
+	port, otherPort, slyPort := portOf(t, srv.Listener.Addr().String()), portOf(t, other.Listener.Addr().String()), portOf(t, sly)
+	tg := startGateway(t, Config{Rules: rules(t, []string{"127.0.0.1"}, nil)})
+
+	c, err := net.Dial("tcp", tg.httpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	br := bufio.NewReader(c)
+	do := func(method, hostport, path, body string) string {
+		t.Helper()
+		head := fmt.Sprintf("%s http://%s%s HTTP/1.1\r\nHost: %s\r\n", method, hostport, path, hostport)
+		if body != "" {
+			head += fmt.Sprintf("Content-Length: %d\r\n", len(body))
+		}
+		io.WriteString(c, head+"\r\n"+body)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%s %s%s: %v", method, hostport, path, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%s %s%s: %d %q %v", method, hostport, path, resp.StatusCode, b, err)
+		}
+		return string(b)
+	}
+	origin := "127.0.0.1:" + port
+	want := func(step string, n int32) {
+		t.Helper()
+		if got := conns.Load(); got != n {
+			t.Errorf("%s: the server has seen %d connections, want %d", step, got, n)
+		}
+	}
+	for i := range 3 {
+		if got := do("GET", origin, fmt.Sprintf("/%d", i), ""); got != fmt.Sprintf("GET /%d ", i) {
+			t.Fatalf("GET /%d answered %q", i, got)
+		}
+	}
+	want("three GETs", 1)
+	if got := do("POST", origin, "/p", "payload"); got != "POST /p payload" {
+		t.Fatalf("POST answered %q", got)
+	}
+	want("a POST (a body is never sent on a kept connection)", 2)
+	do("GET", origin, "/after-post", "")
+	want("a GET after the POST", 2)
+	srv.CloseClientConnections() // the server ends the kept connection
+	if got := do("GET", origin, "/after-close", ""); got != "GET /after-close " {
+		t.Fatalf("GET after the server closed the kept connection answered %q", got)
+	}
+	want("a GET after the server closed its side", 3)
+	if got := do("GET", "127.0.0.1:"+otherPort, "/", ""); got != "other" {
+		t.Fatalf("the other server answered %q", got)
+	}
+	do("GET", origin, "/back", "")
+	want("back from another destination", 4)
+	do("GET", origin, "/close", "")
+	do("GET", origin, "/after-close-header", "")
+	want("after an answer with Connection: close", 5)
+
+	slyOrigin := "127.0.0.1:" + slyPort
+	if got := do("GET", slyOrigin, "/1", ""); got != "ok" {
+		t.Fatalf("first answer %q", got)
+	}
+	if got := do("GET", slyOrigin, "/2", ""); got != "fresh" {
+		t.Fatalf("the second request got %q: an answer the server sent unasked went to it", got)
+	}
+
+	// A request refused before it is sent still ends the kept connection.
+	do("GET", origin, "/last", "")
+	fmt.Fprintf(c, "GET http://%s/ HTTP/1.1\r\nHost: elsewhere.test\r\n\r\n", origin)
+	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != 400 {
+		t.Fatalf("a request whose Host differs from its target: %v %v", resp, err)
+	}
+	for end := time.Now().Add(5 * time.Second); closed.Load() != conns.Load() && time.Now().Before(end); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n, m := conns.Load(), closed.Load(); n != m {
+		t.Errorf("%d of the server's %d connections are still open after the client's ended", n-m, n)
+	}
+
+	c.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	var http0 int
+	for time.Now().Before(deadline) {
+		http0 = 0
+		for _, ev := range tg.events(t) {
+			if ev.Event == "connection" && ev.Proto == "http" && ev.Decision == "allow" {
+				http0++
+			}
+		}
+		if http0 == 13 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if http0 != 13 {
+		t.Errorf("the audit log has %d allowed http requests, want 13", http0)
+	}
+}
+
+// TestPlainHTTPClientGone: a client that goes away in the middle of a
+// plain-HTTP download ends the upstream connection too; the gateway does
+// not fetch the rest of the answer for nobody.
+func TestPlainHTTPClientGone(t *testing.T) {
+	const size = 1 << 30
+	sent := make(chan int64, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", fmt.Sprint(size))
+		n, _ := io.CopyN(w, pattern(3), size)
+		sent <- n
+	}))
+	defer srv.Close()
+	tg := startGateway(t, Config{Rules: rules(t, []string{"127.0.0.1"}, nil)})
+	c, err := net.Dial("tcp", tg.httpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin := srv.Listener.Addr().String()
+	fmt.Fprintf(c, "GET http://%s/ HTTP/1.1\r\nHost: %s\r\n\r\n", origin, origin)
+	if _, err := io.CopyN(io.Discard, c, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	select {
+	case n := <-sent:
+		if n > 64<<20 {
+			t.Errorf("the server sent %d MiB of the 1024 after the client left at 1", n>>20)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the server was still sending 20 s after the client left")
+	}
+}
+
+// serveRaw accepts on a loopback listener and hands the i-th connection to
+// serve; it returns the listener's address.
+func serveRaw(t testing.TB, serve func(i int, c net.Conn)) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		l.Close()
+		wg.Wait()
+	})
+	go func() {
+		for i := 0; ; i++ {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(20 * time.Second))
+				serve(i, c)
+			}()
+		}
+	}()
+	return l.Addr().String()
 }
 
 // TestBypasses tries what an attacker inside would: every spelling of a

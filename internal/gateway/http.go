@@ -33,6 +33,8 @@ var hopHeaders = []string{
 // absolute-form requests for plain HTTP, each decided on its own.
 func (g *Gateway) handleHTTP(c net.Conn) {
 	br := bufio.NewReaderSize(c, 8<<10)
+	var up *keptConn // the upstream connection the last request left open
+	defer func() { g.drop(up) }()
 	for first := true; ; first = false {
 		wait := HeaderTimeout
 		if !first {
@@ -51,10 +53,12 @@ func (g *Gateway) handleHTTP(c net.Conn) {
 		}
 		c.SetReadDeadline(time.Time{})
 		if h.method == http.MethodConnect {
+			g.drop(up)
+			up = nil
 			g.connect(c, br, h)
 			return
 		}
-		if !g.forward(c, br, h) {
+		if !g.forward(c, br, h, &up) {
 			return
 		}
 	}
@@ -131,7 +135,16 @@ func sameAuthority(host string, dest Dest, port, defaultPort uint16) bool {
 // send it on in origin form with the client's body, and pass the answer
 // back. It reports whether the client connection can carry another
 // request.
-func (g *Gateway) forward(c net.Conn, br *bufio.Reader, h *head) bool {
+//
+// *kept is the upstream connection the client connection's last request
+// left open (or nil). forward takes it: a request without a body to the
+// same destination goes over it, anything else closes it. It leaves in
+// *kept the connection this request used if the answer ended cleanly and
+// neither side asked to close.
+func (g *Gateway) forward(c net.Conn, br *bufio.Reader, h *head, kept **keptConn) bool {
+	reuse := *kept
+	*kept = nil
+	defer func() { g.drop(reuse) }() // unless send took it
 	dest, port, path, err := parseAbsolute(h.target)
 	if err != nil {
 		writeStatus(c, http.StatusBadRequest, err.Error())
@@ -180,47 +193,57 @@ func (g *Gateway) forward(c net.Conn, br *bufio.Reader, h *head) bool {
 			req.Body = io.NopCloser(bytes.NewReader(b))
 		}
 	}
-	up, addr, v, err := g.dial(g.ctx, r)
+	req.Close = clientCloses(h)
+	if reuse != nil && (reuse.dest != dest || reuse.port != port || req.Body != http.NoBody || !idempotent(req.Method)) {
+		g.drop(reuse)
+		reuse = nil
+	}
+	up, cu, err := g.send(r, req, reuse)
+	reuse = nil
 	if err != nil {
-		g.record(r, addr, v, 0, 0, err)
-		writeDialError(c, r, err)
-		return false
-	}
-	if !g.track(up) {
-		up.Close()
-		return false
-	}
-	defer g.untrack(up)
-	defer up.Close()
-
-	upIdle := &idleConn{Conn: up, idle: g.idle}
-	cu := &counter{Writer: upIdle}
-	if err := req.Write(cu); err != nil {
 		if scan != nil && scan.err != nil {
 			err = scan.err // net/http hides a body's read error
 		}
-		g.record(r, addr, v, cu.n, 0, err)
+		var n int64
+		if cu != nil {
+			n = cu.n
+		}
+		g.record(r, up.addr, up.v, n, 0, err)
 		var tripped *Tripped
-		if errors.As(err, &tripped) {
-			writeDialError(c, r, tripped)
-		} else {
+		switch {
+		case cu == nil || errors.As(err, &tripped):
+			writeDialError(c, r, err)
+		default:
 			writeStatus(c, http.StatusBadGateway, fmt.Sprintf("sending the request to %s: %v", r.hostport(), err))
 		}
 		return false
 	}
-	resp, err := http.ReadResponse(bufio.NewReaderSize(upIdle, 32<<10), req)
+	keepUp := false
+	defer func() {
+		if keepUp {
+			*kept = up
+		} else {
+			g.drop(up)
+		}
+	}()
+	resp, err := http.ReadResponse(up.br, req)
 	if err != nil {
-		g.record(r, addr, v, cu.n, 0, err)
+		g.record(r, up.addr, up.v, cu.n, 0, err)
 		writeStatus(c, http.StatusBadGateway, fmt.Sprintf("reading the answer of %s: %v", r.hostport(), err))
 		return false
 	}
-	defer resp.Body.Close()
+	// resp.Body is not closed (see flushBeforeRead.Close): a body not read
+	// to its end would be read to its end by Close; the connection is
+	// closed instead.
+	body := resp.Body
+	upCloses := resp.Close
 	for _, k := range hopHeaders {
 		resp.Header.Del(k)
 	}
-	// The upstream connection closes after each request; the client's
-	// stays open if it asks and the answer's end is marked (a length, or
-	// chunks), since an unmarked body ends only when the connection does.
+	// The client's connection stays open if it asks and the answer's end
+	// is marked (a length, or chunks), since an unmarked body ends only
+	// when the connection does; so does the upstream one, if its server
+	// did not ask to close it.
 	framed := resp.ContentLength >= 0 || hasToken(resp.TransferEncoding, "chunked") ||
 		req.Method == http.MethodHead || resp.StatusCode == 204 || resp.StatusCode == 304 || resp.StatusCode/100 == 1
 	keep := !clientCloses(h) && framed
@@ -235,8 +258,89 @@ func (g *Gateway) forward(c net.Conn, br *bufio.Reader, h *head) bool {
 	if err == nil {
 		err = bw.Flush()
 	}
-	g.record(r, addr, v, cu.n, cd.n, err)
+	g.record(r, up.addr, up.v, cu.n, cd.n, err)
+	keepUp = err == nil && keep && !upCloses && resp.StatusCode >= 200 && ended(body) && up.br.Buffered() == 0
 	return err == nil && keep
+}
+
+// keptConn is an upstream connection of the HTTP proxy, with what it was
+// dialled for.
+type keptConn struct {
+	conn net.Conn
+	br   *bufio.Reader // reads the answers, through the idle deadline
+	dest Dest
+	port uint16
+	addr string  // the address dialled
+	v    Verdict // the decision it was dialled under
+}
+
+// send writes req to r's destination over reuse, a connection a request
+// before left open, or else over one it dials, and waits for the answer's
+// first byte. A kept connection its server has closed in the meantime
+// (the write fails, or the answer is an end) is replaced once by a new
+// one; only requests without a body and with a method that may be
+// repeated are sent over a kept connection, so sending again is safe.
+// send owns reuse: it returns it as up, or closes it. On an error, up is
+// closed, and cu is nil if no connection was
+// made (the error is the dial's, a *Denied among them), and the returned
+// keptConn still says what the dial decided.
+func (g *Gateway) send(r *request, req *http.Request, reuse *keptConn) (up *keptConn, cu *counter, err error) {
+	for {
+		up = reuse
+		if up == nil {
+			conn, addr, v, err := g.dial(g.ctx, r)
+			up = &keptConn{addr: addr, v: v}
+			if err != nil {
+				return up, nil, err
+			}
+			if !g.track(conn) {
+				conn.Close()
+				return up, nil, net.ErrClosed
+			}
+			up.conn, up.dest, up.port = conn, r.dest, r.port
+			up.br = bufio.NewReaderSize(&idleConn{Conn: conn, idle: g.idle}, 32<<10)
+		}
+		cu = &counter{Writer: &idleConn{Conn: up.conn, idle: g.idle}}
+		err = req.Write(cu)
+		if err == nil {
+			_, err = up.br.Peek(1)
+		}
+		if err == nil {
+			return up, cu, nil
+		}
+		if reuse == nil || isTimeout(err) {
+			g.drop(up)
+			return up, cu, err
+		}
+		g.drop(reuse) // closed by its server while it waited: dial anew
+		reuse = nil
+	}
+}
+
+// drop closes an upstream connection (nil: nothing).
+func (g *Gateway) drop(k *keptConn) {
+	if k == nil || k.conn == nil {
+		return
+	}
+	g.untrack(k.conn)
+	k.conn.Close()
+}
+
+// idempotent reports whether a request with this method may be sent again
+// (RFC 9110 9.2.2).
+func idempotent(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// ended reports whether an answer's body was read to its end.
+func ended(body io.Reader) bool {
+	var b [1]byte
+	n, err := body.Read(b[:])
+	return n == 0 && err == io.EOF
 }
 
 // flushBeforeRead flushes w before each read of the answer's body.
@@ -251,6 +355,12 @@ func (f *flushBeforeRead) Read(p []byte) (int, error) {
 	}
 	return f.ReadCloser.Read(p)
 }
+
+// Close leaves the body as it is. Response.Write closes the body it sent,
+// and a body closed before its end reads on to its end, which after a
+// client went away would fetch the rest of a download for nobody; forward
+// closes the connection instead, unless the body ended and it is kept.
+func (f *flushBeforeRead) Close() error { return nil }
 
 // bodyWriter copies an answer's body through the relay's lent buffers
 // (large ones while the body comes in bulk) rather than io.Copy's 32 KiB.
@@ -330,7 +440,6 @@ func outgoing(h *head, br *bufio.Reader, dest Dest, port uint16, path string) (*
 		ProtoMajor: 1, ProtoMinor: 1,
 		Header: header,
 		Host:   host,
-		Close:  true,
 		Body:   http.NoBody,
 	}
 	switch {
