@@ -14,8 +14,8 @@ import (
 //
 // The size of the large ones is measured, not guessed (docs/BENCHMARKS.md,
 // "Egress gateway"): on the machines Cordon is tested on, a download
-// through the gateway moved at 0.4-0.7 of direct with reads of 64 KiB to
-// 1 MiB and at 0.8-0.95 with 4 MiB, for half the CPU. At most maxBulk are
+// through the gateway moved at 0.4-0.75 of direct with reads of 64 KiB to
+// 1 MiB and at 0.73-1.0 with 4 MiB, for up to half the CPU. At most maxBulk are
 // lent at once (128 MiB); past that, transfers go on through small ones.
 // The relay copies rather than splices: a read and a write cost half the
 // CPU of Go's splice through its pipe there, and moved bytes faster.
